@@ -1,0 +1,129 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { ConfigError, RuntimeFailure } from '../errors.js';
+import type { DType, TypedArray } from '../ir/dtype.js';
+import type { Model } from '../ir/graph.js';
+import { encodeModel, saveModel } from '../ir/serde.js';
+import { isProvider, PROVIDERS, type ProviderName } from './providers.js';
+
+/** A tensor on the host: what pipelines feed and get back. */
+export interface HostTensor {
+  dtype: DType;
+  dims: readonly number[];
+  data: TypedArray;
+}
+
+export interface SessionOptions {
+  provider?: ProviderName;
+  /** intra-op threads (default: onnxruntime's choice, all cores) */
+  threads?: number;
+  optimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** fix dynamic dimensions by their symbolic name, e.g. { batch: 2 } */
+  freeDimensionOverrides?: Record<string, number>;
+  /** where to write the optimized model (ORT's offline optimization) */
+  optimizedModelPath?: string;
+  /** called with a message when a requested provider is unavailable and cpu is used instead */
+  onWarning?: (message: string) => void;
+}
+
+export interface RunResult {
+  outputs: Record<string, HostTensor>;
+  ms: number;
+}
+
+/** Protobuf holds at most 2 GB: above this, a model goes to ORT as a file with external data. */
+const INLINE_LIMIT = 1.8 * 1024 ** 3;
+
+function totalWeightBytes(model: Model): number {
+  let n = 0;
+  for (const v of model.graph.initializers.values()) n += v.const!.byteLength;
+  return n;
+}
+
+/**
+ * An onnxruntime-node session created from an ir.Model or an .onnx path. Runs are timed; a
+ * provider that cannot be created falls back to cpu with a warning.
+ */
+export class Session {
+  private constructor(
+    private readonly ort: ort.InferenceSession,
+    readonly provider: ProviderName,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {}
+
+  static async create(source: Model | string, opts: SessionOptions = {}): Promise<Session> {
+    const provider = opts.provider ?? 'cpu';
+    if (!isProvider(provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
+    let tmp: string | undefined;
+    let src: string | Uint8Array;
+    if (typeof source === 'string') src = source;
+    else if (totalWeightBytes(source) < INLINE_LIMIT) src = encodeModel(source);
+    else {
+      tmp = mkdtempSync(join(tmpdir(), 'smash-session-'));
+      src = join(tmp, 'model.onnx');
+      saveModel(source, src);
+    }
+    const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: opts.optimizationLevel ?? 'all', logSeverityLevel: 3 };
+    // ORT rejects keys that are present but undefined
+    if (opts.threads !== undefined) base.intraOpNumThreads = opts.threads;
+    if (opts.freeDimensionOverrides) base.freeDimensionOverrides = opts.freeDimensionOverrides;
+    if (opts.optimizedModelPath) base.optimizedModelFilePath = opts.optimizedModelPath;
+    const make = (p: ProviderName) => ort.InferenceSession.create(src as never, { ...base, executionProviders: p === 'cpu' ? ['cpu'] : [p, 'cpu'] });
+    try {
+      let s: ort.InferenceSession;
+      let used = provider;
+      try {
+        s = await make(provider);
+      } catch (e) {
+        if (provider === 'cpu') throw new RuntimeFailure('ORT_SESSION', `onnxruntime could not create a session: ${(e as Error).message}`, { cause: e });
+        (opts.onWarning ?? ((m: string) => process.emitWarning(m)))(`execution provider '${provider}' is unavailable (${firstLine(e)}); using cpu`);
+        used = 'cpu';
+        try {
+          s = await make('cpu');
+        } catch (e2) {
+          throw new RuntimeFailure('ORT_SESSION', `onnxruntime could not create a session: ${(e2 as Error).message}`, { cause: e2 });
+        }
+      }
+      return new Session(s, used, s.inputNames, s.outputNames);
+    } finally {
+      // ORT has read the files into the session by now
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Runs with named feeds; `fetches` restricts the outputs (default: all). */
+  async run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<RunResult> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor(t.dtype as never, t.data as never, t.dims as number[]);
+    const t0 = performance.now();
+    let res: ort.InferenceSession.ReturnType;
+    try {
+      res = fetches ? await this.ort.run(ortFeeds, fetches as string[]) : await this.ort.run(ortFeeds);
+    } catch (e) {
+      throw new RuntimeFailure('ORT_RUN', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
+    }
+    const ms = performance.now() - t0;
+    const outputs: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(res)) outputs[k] = { dtype: v.type as DType, dims: [...v.dims], data: v.data as TypedArray };
+    return { outputs, ms };
+  }
+
+  async release(): Promise<void> {
+    await this.ort.release();
+  }
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split('\n')[0]!;
+}
+
+export function f32(dims: readonly number[], data: Float32Array | number[]): HostTensor {
+  return { dtype: 'float32', dims, data: data instanceof Float32Array ? data : Float32Array.from(data) };
+}
+
+export function i64(dims: readonly number[], data: BigInt64Array | number[]): HostTensor {
+  return { dtype: 'int64', dims, data: data instanceof BigInt64Array ? data : BigInt64Array.from(data.map((x) => BigInt(x))) };
+}

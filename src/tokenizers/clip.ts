@@ -1,0 +1,238 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelFormatError } from '../errors.js';
+import {
+  configMaxLength,
+  finishEncoding,
+  readJson,
+  readJsonIfExists,
+  resolveMaxLength,
+  specialToken,
+  truncationWarning,
+  type EncodeOptions,
+  type Encoding,
+  type Tokenizer,
+  type TokenizerOptions,
+} from './common.js';
+
+const BOS = '<|startoftext|>';
+const EOS = '<|endoftext|>';
+/** The original CLIP (and transformers' slow CLIPTokenizer) read only this many merges. */
+const MAX_MERGES = 49152 - 256 - 2;
+const CACHE_LIMIT = 20_000;
+
+/**
+ * Unicode White_Space, what `\s` means in the `regex` module and Rust's regex (which CLIP's
+ * reference implementations use). JS `\s` also matches U+FEFF, which CLIP keeps as a symbol.
+ */
+const WS = '\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const WS_RUN = new RegExp(`[${WS}]+`, 'gu');
+/** CLIP's pre-tokenizer, compiled with IGNORECASE as in the original. */
+const PAT = new RegExp(
+  `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${WS}\\p{L}\\p{N}]+`,
+  'giu',
+);
+
+/** GPT-2's reversible byte -> printable character table. */
+function bytesToUnicode(): string[] {
+  const bs: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
+  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
+  const table = new Array<string>(256);
+  for (const b of bs) table[b] = String.fromCodePoint(b);
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (table[b] === undefined) table[b] = String.fromCodePoint(256 + n++);
+  return table;
+}
+const BYTE_ENCODER = bytesToUnicode();
+const BYTE_DECODER = new Map(BYTE_ENCODER.map((c, b) => [c, b]));
+const UTF8 = new TextEncoder();
+
+/** Text cleanup without ftfy: NFC, whitespace runs to one space, strip, lowercase. */
+export function cleanClipText(text: string): string {
+  return text.normalize('NFC').replace(WS_RUN, ' ').replace(/^ | $/g, '').toLowerCase();
+}
+
+export interface ClipTokenizerData {
+  vocab: Record<string, number>;
+  /** merges.txt lines after the `#version` header, "a b" each. */
+  merges: readonly string[];
+  bosToken?: string;
+  eosToken?: string;
+  padToken?: string;
+  unkToken?: string;
+  modelMaxLength?: number;
+  tokenizerClass?: string;
+  /** Named in errors. */
+  source?: string;
+}
+
+/** CLIP's BPE tokenizer, as Stable Diffusion / SDXL / SD3 / Flux pipelines use it. */
+export class ClipTokenizer implements Tokenizer {
+  readonly kind = 'clip' as const;
+  readonly tokenizerClass: string | undefined;
+  readonly modelMaxLength: number;
+  readonly padTokenId: number;
+  readonly bosTokenId: number;
+  readonly eosTokenId: number;
+  readonly unkTokenId: number;
+  private readonly encoder: Map<string, number>;
+  private readonly decoder: Map<number, string>;
+  private readonly ranks = new Map<string, number>();
+  private readonly cache = new Map<string, string[]>();
+  private readonly onWarning?: (message: string) => void;
+
+  constructor(data: ClipTokenizerData, opts: TokenizerOptions = {}) {
+    this.encoder = new Map(Object.entries(data.vocab));
+    this.decoder = new Map([...this.encoder].map(([t, id]) => [id, t]));
+    const n = Math.min(data.merges.length, MAX_MERGES);
+    for (let i = 0; i < n; i++) {
+      const line = data.merges[i]!;
+      const parts = line.split(' ');
+      if (parts.length !== 2) continue;
+      // A later duplicate wins, as with Python's dict(zip(merges, range(n))).
+      this.ranks.set(line, i);
+    }
+    const id = (token: string, what: string): number => {
+      const v = this.encoder.get(token);
+      if (v === undefined) {
+        throw new ModelFormatError('TOKENIZER_VOCAB', `${what} '${token}' is not in the vocabulary`, { file: data.source });
+      }
+      return v;
+    };
+    this.bosTokenId = id(data.bosToken ?? BOS, 'bos token');
+    this.eosTokenId = id(data.eosToken ?? EOS, 'eos token');
+    this.padTokenId = id(data.padToken ?? EOS, 'pad token');
+    this.unkTokenId = id(data.unkToken ?? EOS, 'unk token');
+    this.modelMaxLength = data.modelMaxLength ?? 77;
+    this.tokenizerClass = data.tokenizerClass;
+    this.onWarning = opts.onWarning;
+  }
+
+  /** Reads vocab.json, merges.txt and (when present) special_tokens_map.json / tokenizer_config.json. */
+  static fromFolder(folder: string, opts: TokenizerOptions = {}): ClipTokenizer {
+    const vocabFile = join(folder, 'vocab.json');
+    const mergesFile = join(folder, 'merges.txt');
+    for (const f of [vocabFile, mergesFile]) {
+      if (!existsSync(f)) throw new ModelFormatError('FILE_MISSING', 'CLIP tokenizer file not found', { file: f });
+    }
+    const vocab = readJson(vocabFile);
+    for (const [k, v] of Object.entries(vocab)) {
+      if (typeof v !== 'number' || !Number.isInteger(v)) {
+        throw new ModelFormatError('TOKENIZER_VOCAB', `vocabulary entry '${k}' is not an integer id`, { file: vocabFile });
+      }
+    }
+    let mergesText: string;
+    try {
+      mergesText = readFileSync(mergesFile, 'utf8');
+    } catch (e) {
+      throw new ModelFormatError('FILE_MISSING', `cannot read merges: ${(e as Error).message}`, { file: mergesFile, cause: e });
+    }
+    // Like the reference: the first line is the "#version" header.
+    const merges = mergesText.split('\n').slice(1).map((l) => l.replace(/\r$/, ''));
+    const config = readJsonIfExists(folder, 'tokenizer_config.json');
+    const specialMap = readJsonIfExists(folder, 'special_tokens_map.json');
+    const cls = config?.tokenizer_class;
+    return new ClipTokenizer(
+      {
+        vocab: vocab as Record<string, number>,
+        merges,
+        bosToken: specialToken('bos_token', specialMap, config),
+        eosToken: specialToken('eos_token', specialMap, config),
+        padToken: specialToken('pad_token', specialMap, config),
+        unkToken: specialToken('unk_token', specialMap, config),
+        modelMaxLength: configMaxLength(config),
+        tokenizerClass: typeof cls === 'string' ? cls : undefined,
+        source: vocabFile,
+      },
+      opts,
+    );
+  }
+
+  tokenize(text: string): number[] {
+    const ids: number[] = [];
+    for (const m of cleanClipText(text).matchAll(PAT)) {
+      const word = m[0];
+      // The two special tokens are kept whole, as the reference's BPE cache does.
+      if (word === BOS || word === EOS) {
+        ids.push(this.encoder.get(word) ?? this.unkTokenId);
+        continue;
+      }
+      let encoded = '';
+      for (const b of UTF8.encode(word)) encoded += BYTE_ENCODER[b];
+      for (const piece of this.bpe(encoded)) ids.push(this.encoder.get(piece) ?? this.unkTokenId);
+    }
+    return ids;
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): Encoding {
+    const maxLength = resolveMaxLength(opts, this.modelMaxLength, 2);
+    let content = this.tokenize(text);
+    let dropped: number[] = [];
+    if ((opts.truncation ?? true) && content.length + 2 > maxLength) {
+      dropped = content.slice(maxLength - 2);
+      content = content.slice(0, maxLength - 2);
+    }
+    const truncatedText = dropped.length ? this.decode(dropped) : '';
+    if (dropped.length) {
+      const warn = opts.onWarning ?? this.onWarning;
+      warn?.(truncationWarning('CLIP tokenizer', maxLength, dropped.length, truncatedText));
+    }
+    const ids = [this.bosTokenId, ...content, this.eosTokenId];
+    return finishEncoding(ids, maxLength, opts.padding ?? true, this.padTokenId, dropped.length, truncatedText);
+  }
+
+  decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    const special = new Set([this.bosTokenId, this.eosTokenId, this.padTokenId]);
+    const bytes: number[] = [];
+    for (const id of ids) {
+      if (opts.skipSpecialTokens && special.has(id)) continue;
+      const token = this.decoder.get(id);
+      if (token === undefined) continue;
+      for (const ch of token) {
+        const b = BYTE_DECODER.get(ch);
+        if (b !== undefined) bytes.push(b);
+      }
+    }
+    // As transformers: bytes to UTF-8 (invalid sequences replaced), then `</w>` marks a space.
+    return Buffer.from(bytes).toString('utf8').replaceAll('</w>', ' ').trim();
+  }
+
+  /** Byte-level BPE of one pre-token, `</w>` on its last symbol; merges lowest rank first. */
+  private bpe(token: string): string[] {
+    const hit = this.cache.get(token);
+    if (hit) return hit;
+    const word = Array.from(token);
+    word[word.length - 1] += '</w>';
+    while (word.length > 1) {
+      let best = Infinity;
+      let first = '';
+      let second = '';
+      for (let i = 0; i < word.length - 1; i++) {
+        const r = this.ranks.get(`${word[i]} ${word[i + 1]}`);
+        if (r !== undefined && r < best) {
+          best = r;
+          first = word[i]!;
+          second = word[i + 1]!;
+        }
+      }
+      if (best === Infinity) break;
+      // Merge every non-overlapping occurrence, left to right.
+      const merged: string[] = [];
+      for (let i = 0; i < word.length; ) {
+        if (i < word.length - 1 && word[i] === first && word[i + 1] === second) {
+          merged.push(first + second);
+          i += 2;
+        } else {
+          merged.push(word[i]!);
+          i += 1;
+        }
+      }
+      word.splice(0, word.length, ...merged);
+    }
+    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+    this.cache.set(token, word);
+    return word;
+  }
+}
