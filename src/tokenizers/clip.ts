@@ -27,6 +27,8 @@ const CACHE_LIMIT = 20_000;
  */
 const WS = '\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const WS_RUN = new RegExp(`[${WS}]+`, 'gu');
+/** Python's str.strip() set (str.isspace), which also holds U+001C..U+001F. */
+const PY_STRIP = new RegExp(`^[${WS}\\x1c-\\x1f]+|[${WS}\\x1c-\\x1f]+$`, 'gu');
 /** CLIP's pre-tokenizer, compiled with IGNORECASE as in the original. */
 const PAT = new RegExp(
   `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${WS}\\p{L}\\p{N}]+`,
@@ -49,9 +51,9 @@ const BYTE_ENCODER = bytesToUnicode();
 const BYTE_DECODER = new Map(BYTE_ENCODER.map((c, b) => [c, b]));
 const UTF8 = new TextEncoder();
 
-/** Text cleanup without ftfy: NFC, whitespace runs to one space, strip, lowercase. */
+/** Text cleanup without ftfy or HTML unescaping: NFC, whitespace runs to one space, strip, lowercase. */
 export function cleanClipText(text: string): string {
-  return text.normalize('NFC').replace(WS_RUN, ' ').replace(/^ | $/g, '').toLowerCase();
+  return text.normalize('NFC').replace(WS_RUN, ' ').replace(PY_STRIP, '').toLowerCase();
 }
 
 export interface ClipTokenizerData {
