@@ -1,0 +1,30 @@
+import { Command, CommanderError } from 'commander';
+import { SmashError } from '../errors.js';
+import { registerInspect } from './commands/inspect.js';
+
+/** Builds the `smash` command. Commands are thin: parse, call the library, print. */
+export function program(): Command {
+  const p = new Command('smash')
+    .description('Convert, run and optimize text-to-image diffusion models in Node.js')
+    .showHelpAfterError()
+    .exitOverride();
+  registerInspect(p);
+  return p;
+}
+
+/** Runs the CLI; returns the exit code. Errors print as one or two lines, never a stack trace. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof SmashError) {
+      process.stderr.write(`smash: ${e.message} [${e.code}]\n`);
+      return 1;
+    }
+    process.stderr.write(`smash: ${(e as Error)?.message ?? String(e)}\n`);
+    if (process.env.SMASH_DEBUG) console.error(e);
+    return 2;
+  }
+}
