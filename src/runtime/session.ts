@@ -6,6 +6,7 @@ import { ConfigError, RuntimeFailure } from '../errors.js';
 import type { DType, TypedArray } from '../ir/dtype.js';
 import type { Model } from '../ir/graph.js';
 import { encodeModel, saveModel } from '../ir/serde.js';
+import { adaptFeed, adaptOutput, type InputSpec } from './adapt.js';
 import { isProvider, PROVIDERS, type ProviderName } from './providers.js';
 
 /** A tensor on the host: what pipelines feed and get back. */
@@ -47,12 +48,21 @@ function totalWeightBytes(model: Model): number {
  * provider that cannot be created falls back to cpu with a warning.
  */
 export class Session {
+  /** the graph's declared inputs; feeds are adapted to them (see adapt.ts) */
+  readonly inputs: ReadonlyMap<string, InputSpec>;
+
   private constructor(
     private readonly ort: ort.InferenceSession,
     readonly provider: ProviderName,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
-  ) {}
+  ) {
+    const specs = new Map<string, InputSpec>();
+    for (const m of ort.inputMetadata ?? []) {
+      if (m.isTensor) specs.set(m.name, { name: m.name, dtype: m.type as DType, dims: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : undefined)) });
+    }
+    this.inputs = specs;
+  }
 
   static async create(source: Model | string, opts: SessionOptions = {}): Promise<Session> {
     const provider = opts.provider ?? 'cpu';
@@ -97,7 +107,11 @@ export class Session {
   /** Runs with named feeds; `fetches` restricts the outputs (default: all). */
   async run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<RunResult> {
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor(t.dtype as never, t.data as never, t.dims as number[]);
+    for (const [k, raw] of Object.entries(feeds)) {
+      const spec = this.inputs.get(k);
+      const t = spec ? adaptFeed(raw, spec) : raw;
+      ortFeeds[k] = new ort.Tensor(t.dtype as never, t.data as never, t.dims as number[]);
+    }
     const t0 = performance.now();
     let res: ort.InferenceSession.ReturnType;
     try {
@@ -107,7 +121,7 @@ export class Session {
     }
     const ms = performance.now() - t0;
     const outputs: Record<string, HostTensor> = {};
-    for (const [k, v] of Object.entries(res)) outputs[k] = { dtype: v.type as DType, dims: [...v.dims], data: v.data as TypedArray };
+    for (const [k, v] of Object.entries(res)) outputs[k] = adaptOutput({ dtype: v.type as DType, dims: [...v.dims], data: v.data as TypedArray });
     return { outputs, ms };
   }
 
