@@ -66,7 +66,8 @@ export function layerNorm(c: Ctx, name: string, x: Value, dim: number, eps: numb
 export function rmsNorm(c: Ctx, name: string, x: Value, dim: number, eps: number, affine = true): Value {
   const b = c.b;
   return c.scope(name, () => {
-    const ms = b.op('ReduceMean', [b.mul(x, x), b.constI64([-1])], { keepdims: 1 });
+    // opset 17: ReduceMean takes axes as an attribute (an input only from opset 18)
+    const ms = b.op('ReduceMean', [b.mul(x, x)], { axes: [-1], keepdims: 1 });
     const y = b.div(x, b.op('Sqrt', [b.add(ms, b.constF32(eps))]));
     return affine ? b.mul(y, c.param('weight', [dim])) : y;
   });

@@ -1,0 +1,131 @@
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
+import { ConfigError, ModelFormatError } from '../errors.js';
+import type { DType } from '../ir/dtype.js';
+import type { Model } from '../ir/graph.js';
+import { float16 } from '../ir/passes/float16.js';
+import { saveModel } from '../ir/serde.js';
+import { Checkpoint } from '../tensors/checkpoint.js';
+import { ModelConfig } from './config.js';
+import { architectureFor, supportedArchitectures } from './registry.js';
+import { Weights } from './weights.js';
+import './architectures.js';
+
+export interface ConvertOptions {
+  /** weight dtype of the written graphs (default float32) */
+  dtype?: Extract<DType, 'float32' | 'float16'>;
+  /** checkpoint variant, e.g. `fp16` for `diffusion_pytorch_model.fp16.safetensors` */
+  variant?: string;
+  /** replace an existing output folder */
+  force?: boolean;
+  /** progress per component: tensors written so far out of the total */
+  onProgress?: (component: string, done: number, total: number) => void;
+  onWarning?: (message: string) => void;
+}
+
+/** Builds the graph(s) of one diffusers/transformers component folder (config.json + safetensors). */
+export function buildComponent(folder: string, opts: Pick<ConvertOptions, 'dtype' | 'variant'> = {}): Record<string, Model> {
+  const config = ModelConfig.load(folder);
+  const build = architectureFor(config.className);
+  if (!build) {
+    throw new ModelFormatError('UNSUPPORTED_ARCHITECTURE', `class '${config.className || '(none)'}' is not supported (supported: ${supportedArchitectures().join(', ')})`, { file: config.file });
+  }
+  // graphs are built in float32 (weights upcast lazily); float16 is a pass over the result
+  const weights = new Weights(Checkpoint.open(folder, opts.variant), 'float32');
+  const models = build(config, weights);
+  for (const m of Object.values(models)) {
+    if (opts.dtype === 'float16') float16.run(m);
+    m.metadataProps.set('source', basename(resolve(folder)));
+    if (!m.metadataProps.has('diffusers.class_name')) m.metadataProps.set('diffusers.class_name', config.className);
+  }
+  return models;
+}
+
+function checkOutDir(src: string, out: string, force?: boolean) {
+  const s = realpathSync(src);
+  const o = resolve(out);
+  const rel = relative(s, o);
+  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+    throw new ConfigError('OUT_INSIDE_SOURCE', `output folder ${out} is inside the source ${src}: conversion never writes into the source`, 'out');
+  }
+  if (existsSync(o) && readdirSync(o).length && !force) {
+    throw new ConfigError('OUT_EXISTS', `output folder ${out} exists and is not empty (use --force to replace it)`, 'out');
+  }
+}
+
+/**
+ * Converts a component folder or a whole pipeline folder (model_index.json) into ONNX folders
+ * in Optimum's layout. Writes into a temporary sibling folder and renames it into place at the
+ * end, so a failure leaves no half-written output.
+ */
+export function convert(src: string, out: string, opts: ConvertOptions = {}): { components: string[] } {
+  if (!existsSync(src) || !statSync(src).isDirectory()) throw new ModelFormatError('FILE_MISSING', 'no such model folder', { file: src });
+  checkOutDir(src, out, opts.force);
+  const target = resolve(out);
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
+  mkdirSync(tmp);
+  const written: string[] = [];
+  try {
+    const index = join(src, 'model_index.json');
+    if (existsSync(index)) {
+      const entries = readPipelineIndex(index);
+      for (const [name, [, cls]] of entries) {
+        const sub = join(src, name);
+        if (!cls) continue;
+        if (!existsSync(sub)) throw new ModelFormatError('COMPONENT_MISSING', `component '${name}' (${cls}) is listed in model_index.json but its folder is missing`, { file: index });
+        if (architectureFor(cls)) {
+          written.push(...writeComponent(sub, tmp, name, opts));
+        } else if (/Tokenizer|Scheduler/.test(cls) || name.startsWith('tokenizer') || name === 'scheduler') {
+          cpSync(sub, join(tmp, name), { recursive: true });
+          written.push(name);
+        } else {
+          opts.onWarning?.(`component '${name}' (${cls}) is not converted: not needed for generation or not supported`);
+        }
+      }
+      cpSync(index, join(tmp, 'model_index.json'));
+    } else {
+      written.push(...writeComponent(src, tmp, undefined, opts));
+    }
+    if (existsSync(target)) rmSync(target, { recursive: true, force: true });
+    renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return { components: written };
+}
+
+/**
+ * Writes one component's graph(s): into `root/name` (a pipeline's component), or into `root`
+ * itself for a standalone folder; a VAE's two graphs go to `<name>_encoder` and `<name>_decoder`
+ * (Optimum's `vae_encoder/`, `vae_decoder/`).
+ */
+function writeComponent(folder: string, root: string, name: string | undefined, opts: ConvertOptions): string[] {
+  const models = buildComponent(folder, opts);
+  const written: string[] = [];
+  for (const [key, model] of Object.entries(models)) {
+    const sub = key === 'model' ? (name ?? '') : `${name ?? 'vae'}_${key}`;
+    const dir = join(root, sub);
+    const label = sub || basename(resolve(folder));
+    mkdirSync(dir, { recursive: true });
+    saveModel(model, join(dir, 'model.onnx'), { onTensor: (d, t) => opts.onProgress?.(label, d, t) });
+    writeFileSync(join(dir, 'config.json'), readFileSync(join(folder, 'config.json')));
+    written.push(label);
+  }
+  return written;
+}
+
+/** model_index.json: component name → [library, class] (null for absent components). */
+export function readPipelineIndex(file: string): [string, [string | null, string | null]][] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ModelFormatError('CONFIG_JSON', `invalid JSON (${(e as Error).message})`, { file, cause: e });
+  }
+  if (typeof raw !== 'object' || raw === null) throw new ModelFormatError('CONFIG_JSON', 'model_index.json is not an object', { file });
+  return Object.entries(raw as Record<string, unknown>)
+    .filter(([k, v]) => !k.startsWith('_') && Array.isArray(v) && v.length === 2)
+    .map(([k, v]) => [k, v as [string | null, string | null]]);
+}
