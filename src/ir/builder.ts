@@ -11,7 +11,6 @@ export class GraphBuilder {
   readonly graph: Graph;
   private readonly scopes: string[] = [];
   private readonly used = new Set<string>();
-  private constCount = 0;
 
   constructor(graph: Graph | string = 'main_graph') {
     this.graph = typeof graph === 'string' ? new Graph(graph) : graph;
@@ -73,10 +72,15 @@ export class GraphBuilder {
     return this.graph.addInitializer(full, t);
   }
 
-  /** An anonymous constant (shape vectors, scalars), named after the module it serves. */
-  constant(t: Tensor, hint = 'const'): Value {
-    const name = this.unique(`${this.path ? `${this.path}.` : ''}_${hint}_${this.constCount++}`);
-    return this.graph.addInitializer(name, t);
+  /**
+   * An anonymous constant (shape vectors, scalars, eps): a `Constant` node, as PyTorch's exporter
+   * emits them, so that initializers are exactly the checkpoint's weights.
+   */
+  constant(t: Tensor): Value {
+    const v = this.op('Constant', [], { value: t });
+    v.dtype = t.dtype;
+    v.shape = [...t.shape];
+    return v;
   }
 
   constF32(values: number[] | number, shape?: number[]): Value {

@@ -147,7 +147,7 @@ function pool(c: Ctx, last: Value, ids: Value, eos: number): Value {
   const ids32 = b.cast(ids, 6);
   const keyed = eos === 2
     ? ids32
-    : b.cast(b.op('Equal', [ids32, b.constant(new InMemoryTensor('int32', [], Int32Array.from([eos])), 'eos')]), 6);
+    : b.cast(b.op('Equal', [ids32, b.constant(new InMemoryTensor('int32', [], Int32Array.from([eos])))]), 6);
   const index = b.op('ArgMax', [keyed], { axis: -1, keepdims: 1, select_last_index: 0 });
   return b.op('GatherND', [last, index], { batch_dims: 1 });
 }

@@ -52,23 +52,31 @@ export const float16: Pass = {
   },
 };
 
+/** Inputs that the ONNX spec requires to be float32 whatever the data type (Resize's roi and scales). */
+const FLOAT32_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
+
+function keepsFloat32(v: Value): boolean {
+  const uses = [...v.uses];
+  return uses.length > 0 && uses.every((u) => FLOAT32_INPUTS[u.node.opType]?.includes(u.index));
+}
+
 function convertGraph(g: Graph): boolean {
   let changed = false;
   for (const v of g.initializers.values()) {
-    if (v.const!.dtype === 'float32') {
+    if (v.const!.dtype === 'float32' && !keepsFloat32(v)) {
       v.const = castTensor(v.const!, 'float16');
       v.dtype = 'float16';
       changed = true;
     }
   }
   for (const n of g.nodes()) {
-    for (const o of n.outputs) if (o.dtype === 'float32' && !g.outputs.includes(o)) o.dtype = 'float16';
+    for (const o of n.outputs) if (o.dtype === 'float32' && !g.outputs.includes(o) && !keepsFloat32(o)) o.dtype = 'float16';
     if (n.opType === 'Cast' && !n.domain && n.attrInt('to', 0) === FLOAT) {
       n.attributes.set('to', { type: 'int', value: FLOAT16 });
       changed = true;
     }
     for (const [k, a] of n.attributes) {
-      if (a.type === 'tensor' && a.value.dtype === 'float32') {
+      if (a.type === 'tensor' && a.value.dtype === 'float32' && !(n.opType === 'Constant' && keepsFloat32(n.outputs[0]!))) {
         n.attributes.set(k, { type: 'tensor', value: castTensor(a.value, 'float16') });
         changed = true;
       }

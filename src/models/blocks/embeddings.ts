@@ -10,7 +10,9 @@ import { activation, linear } from './layers.js';
 export function timestepProjection(c: Ctx, t: Value, dim: number, flipSinToCos: boolean, downscaleFreqShift: number, scale = 1, maxPeriod = 10000): Value {
   const b = c.b;
   const half = Math.floor(dim / 2);
-  const freqs = Array.from({ length: half }, (_, i) => Math.fround(Math.exp((-Math.log(maxPeriod) * i) / (half - downscaleFreqShift))));
+  // each step rounded to float32, as torch computes it
+  const f = Math.fround;
+  const freqs = Array.from({ length: half }, (_, i) => f(Math.exp(f(f(f(-Math.log(maxPeriod)) * i) / f(half - downscaleFreqShift)))));
   let arg = b.mul(b.unsqueeze(t, [1]), b.constF32(freqs, [1, half]));
   if (scale !== 1) arg = b.mul(arg, b.constF32(scale));
   const sin = b.op('Sin', [arg]);

@@ -67,7 +67,7 @@ export function t5PositionBias(c: Ctx, ref: Value, numBuckets: number, maxDistan
     // rel[i, j] = j − i (memory − context)
     const rel = b.sub(b.unsqueeze(pos, [0]), b.unsqueeze(pos, [1]));
     const idx = b.add(b.op('Clip', [rel, b.constI64(-k), b.constI64(k)]), b.constI64(k));
-    const buckets = b.op('Gather', [b.constant(new InMemoryTensor('int64', [table.length], BigInt64Array.from(table.map(BigInt))), 'buckets'), idx], { axis: 0 });
+    const buckets = b.op('Gather', [b.constant(new InMemoryTensor('int64', [table.length], BigInt64Array.from(table.map(BigInt)))), idx], { axis: 0 });
     const values = b.op('Gather', [w, buckets], { axis: 0 });
     return b.unsqueeze(b.transpose(values, [2, 0, 1]), [0]);
   });
