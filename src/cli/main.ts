@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { SmashError } from '../errors.js';
+import { registerConvert } from './commands/convert.js';
 import { registerInspect } from './commands/inspect.js';
 
 /** Builds the `smash` command. Commands are thin: parse, call the library, print. */
@@ -9,6 +10,7 @@ export function program(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerInspect(p);
+  registerConvert(p);
   return p;
 }
 

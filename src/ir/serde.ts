@@ -349,6 +349,8 @@ export interface SaveOptions {
   maxFileBytes?: number;
   /** tensors smaller than this stay inline (default 1024 bytes) */
   sizeThreshold?: number;
+  /** called after each initializer is written: (done, total) */
+  onTensor?: (done: number, total: number) => void;
 }
 
 const ALIGN = 4096;
@@ -375,8 +377,10 @@ export function saveModel(model: Model, path: string, opts: SaveOptions = {}): v
     for (const n of g.nodes()) for (const sg of n.subgraphs()) collect(sg);
   };
   collect(model.graph);
+  let done = 0;
   const place: Placement | undefined = external
     ? (name, t) => {
+        opts.onTensor?.(++done, valueOf.size);
         if (t.byteLength < threshold) return undefined;
         let f = files[files.length - 1];
         const start = f ? Math.ceil(f.size / ALIGN) * ALIGN : 0;

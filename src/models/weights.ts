@@ -1,8 +1,21 @@
 import { ModelFormatError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
 import { LazyTensor, type Tensor } from '../ir/tensor.js';
-import { Checkpoint } from '../tensors/checkpoint.js';
 import { castTensor } from '../tensors/convert.js';
+
+/**
+ * Where weights come from: a Checkpoint (safetensors files) satisfies it; so does a generated
+ * source (random weights, src/random), which uses the shape the architecture asks for.
+ */
+export interface WeightSource {
+  /** a file or description of the source, for error messages */
+  readonly source: string;
+  readonly names: string[];
+  has(name: string): boolean;
+  fileOf(name: string): string | undefined;
+  /** `shape`: what the architecture expects (a checkpoint ignores it; Weights checks it) */
+  tensor(name: string, shape?: readonly number[]): Tensor;
+}
 
 /**
  * Weights for a graph builder: looked up by checkpoint name, checked against the shape the
@@ -11,7 +24,7 @@ import { castTensor } from '../tensors/convert.js';
  */
 export class Weights {
   constructor(
-    readonly checkpoint: Checkpoint,
+    readonly checkpoint: WeightSource,
     readonly dtype: DType = 'float32',
     private readonly prefix = '',
     private readonly used = new Set<string>(),
@@ -29,7 +42,7 @@ export class Weights {
   /** The tensor `name`, which must have `shape` (checked before any data is read). */
   get(name: string, shape?: readonly number[]): Tensor {
     const full = this.prefix + name;
-    const t = this.checkpoint.tensor(full);
+    const t = this.checkpoint.tensor(full, shape);
     if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
       throw new ModelFormatError('WEIGHT_SHAPE', `has shape [${t.shape.join(', ')}] but the config implies [${shape.join(', ')}]`, { file: this.checkpoint.fileOf(full), tensor: full });
     }
