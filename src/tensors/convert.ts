@@ -67,6 +67,7 @@ export function convertFloatBytes(from: DType, to: DType, bytes: Uint8Array): Ui
   }
   const src = viewAs(from, bytes) as Float32Array | Float64Array | Uint16Array;
   const n = src.length;
+  if (to === 'float32' && (from === 'float16' || from === 'bfloat16')) return widen16(from, src as Uint16Array);
   const read: (i: number) => number =
     from === 'float16' ? (i) => f16ToF32(src[i]!) : from === 'bfloat16' ? (i) => bf16ToF32(src[i]!) : (i) => src[i]!;
   let out: Float32Array | Float64Array | Uint16Array;
@@ -74,6 +75,24 @@ export function convertFloatBytes(from: DType, to: DType, bytes: Uint8Array): Ui
   else if (to === 'float64') { out = new Float64Array(n); for (let i = 0; i < n; i++) out[i] = read(i); }
   else if (to === 'float16') { out = new Uint16Array(n); for (let i = 0; i < n; i++) out[i] = f32ToF16(read(i)); }
   else { out = new Uint16Array(n); for (let i = 0; i < n; i++) out[i] = f32ToBf16(read(i)); }
+  return new Uint8Array(out.buffer);
+}
+
+let F16_TABLE: Float32Array | undefined;
+
+/** float16/bfloat16 -> float32 for whole arrays: a table lookup (f16) or a shift (bf16), the hot path of conversion. */
+function widen16(from: 'float16' | 'bfloat16', src: Uint16Array): Uint8Array {
+  const out = new Uint32Array(src.length);
+  if (from === 'bfloat16') {
+    for (let i = 0; i < src.length; i++) out[i] = src[i]! << 16;
+  } else {
+    if (!F16_TABLE) {
+      F16_TABLE = new Float32Array(65536);
+      for (let h = 0; h < 65536; h++) F16_TABLE[h] = f16ToF32(h);
+    }
+    const table = new Uint32Array(F16_TABLE.buffer);
+    for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!;
+  }
   return new Uint8Array(out.buffer);
 }
 
