@@ -23,3 +23,4 @@ export { supportedArchitectures } from './models/registry.js';
 export { inspectPath, formatReport, type InspectReport } from './inspect/inspect.js';
 export { createScheduler, loadScheduler, SUPPORTED_SCHEDULERS, type Scheduler } from './schedulers/index.js';
 export { loadTokenizer, type Tokenizer } from './tokenizers/index.js';
+export * from './random/index.js';

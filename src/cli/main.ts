@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { SmashError } from '../errors.js';
 import { registerConvert } from './commands/convert.js';
+import { registerCreateRandom } from './commands/create-random.js';
 import { registerInspect } from './commands/inspect.js';
 
 /** Builds the `smash` command. Commands are thin: parse, call the library, print. */
@@ -11,6 +12,7 @@ export function program(): Command {
     .exitOverride();
   registerInspect(p);
   registerConvert(p);
+  registerCreateRandom(p);
   return p;
 }
 
