@@ -24,3 +24,4 @@ export { inspectPath, formatReport, type InspectReport } from './inspect/inspect
 export { createScheduler, loadScheduler, SUPPORTED_SCHEDULERS, type Scheduler } from './schedulers/index.js';
 export { loadTokenizer, type Tokenizer } from './tokenizers/index.js';
 export * from './random/index.js';
+export * from './pipelines/index.js';

@@ -2,7 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { SmashError } from '../errors.js';
 import { registerConvert } from './commands/convert.js';
 import { registerCreateRandom } from './commands/create-random.js';
+import { registerGenerate } from './commands/generate.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerTokenize } from './commands/tokenize.js';
 
 /** Builds the `smash` command. Commands are thin: parse, call the library, print. */
 export function program(): Command {
@@ -13,6 +15,8 @@ export function program(): Command {
   registerInspect(p);
   registerConvert(p);
   registerCreateRandom(p);
+  registerGenerate(p);
+  registerTokenize(p);
   return p;
 }
 

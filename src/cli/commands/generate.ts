@@ -1,0 +1,199 @@
+import { existsSync, mkdirSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ConfigError } from '../../errors.js';
+import { isProvider, PROVIDERS, type ProviderName } from '../../runtime/providers.js';
+import { atomicWrite } from '../../tensors/atomic.js';
+import { packageVersion } from '../../pipelines/cache.js';
+import { readLatentsFile, readPromptEmbedsFile, writeTensorsFile } from '../../pipelines/embeddings-io.js';
+import { writePng } from '../../pipelines/image.js';
+import { inspectPipelineFolder, loadPipeline } from '../../pipelines/loader.js';
+import type { GenerateOptions } from '../../pipelines/pipeline.js';
+import { progressBars } from '../progress.js';
+
+interface GenerateCliOptions {
+  model: string;
+  prompt?: string[];
+  negativePrompt?: string[];
+  steps?: string;
+  guidance?: string;
+  width?: string;
+  height?: string;
+  seed?: string;
+  numImages?: string;
+  scheduler?: string;
+  maxSequenceLength?: string;
+  out: string;
+  latents?: string;
+  promptEmbeds?: string;
+  report?: string;
+  force?: boolean;
+  provider: string;
+  threads?: string;
+}
+
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+
+function int(flag: string, key: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v.trim())) throw new ConfigError('BAD_OPTION', `--${flag} must be an integer, got '${v}'`, key);
+  return Number(v);
+}
+
+function num(flag: string, key: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x)) throw new ConfigError('BAD_OPTION', `--${flag} must be a number, got '${v}'`, key);
+  return x;
+}
+
+/** The files `--out` names for `count` images; fails on an unknown extension. */
+export function outputFiles(out: string, count: number): { kind: 'safetensors' | 'png'; files: string[] } {
+  const ext = extname(out).toLowerCase();
+  if (ext === '.safetensors') return { kind: 'safetensors', files: [out] };
+  if (ext === '.png') {
+    if (count === 1) return { kind: 'png', files: [out] };
+    const stem = out.slice(0, -ext.length);
+    return { kind: 'png', files: Array.from({ length: count }, (_, i) => `${stem}-${i}.png`) };
+  }
+  const isDir = out.endsWith('/') || out.endsWith('\\') || ext === '' || (existsSync(out) && statSync(out).isDirectory());
+  if (!isDir) throw new ConfigError('BAD_OUTPUT', `--out ${out}: expected a .png or .safetensors file, or a folder`, 'out');
+  return { kind: 'png', files: Array.from({ length: count }, (_, i) => join(out, `image-${i}.png`)) };
+}
+
+function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+export function registerGenerate(p: Command) {
+  p.command('generate')
+    .description('generate images from a prompt with a diffusers pipeline folder or its ONNX conversion')
+    .requiredOption('--model <dir>', 'pipeline folder (diffusers, converted on first use and cached; or ONNX in Optimum\'s layout)')
+    .option('--prompt <text>', 'the prompt (repeat for a batch)', collect)
+    .option('--negative-prompt <text>', 'negative prompt, Stable Diffusion only (repeat to match --prompt)', collect)
+    .option('--steps <n>', 'denoising steps (default: 50 SD, 28 Flux)')
+    .option('--guidance <scale>', 'guidance scale (SD: classifier-free, on above 1; Flux dev: guidance embedding)')
+    .option('--width <px>', 'image width')
+    .option('--height <px>', 'image height')
+    .option('--seed <n>', 'seed of the initial noise (random when omitted; printed)')
+    .option('--num-images <n>', 'images per prompt', '1')
+    .option('--scheduler <name|file>', 'scheduler class (over the pipeline\'s config) or a scheduler_config.json')
+    .option('--max-sequence-length <n>', 'Flux: T5 tokens (default 512)')
+    .requiredOption('--out <path>', 'file.png, file.safetensors (output.image, output.latents) or a folder (image-0.png, ...)')
+    .option('--latents <file>', 'safetensors with the initial noise (key latents, input.latents or trace.latents; unpacked NCHW)')
+    .option('--prompt-embeds <file>', 'safetensors with prompt_embeds (+ negative_prompt_embeds, pooled_prompt_embeds), bare or input./trace. prefixed')
+    .option('--report <file>', 'write a JSON report: settings, timings, peak RSS')
+    .option('--force', 'overwrite existing output files')
+    .option('--provider <name>', `execution provider: ${PROVIDERS.join(', ')}`, 'cpu')
+    .option('--threads <n>', 'intra-op threads (default: onnxruntime\'s)')
+    .action(async (o: GenerateCliOptions) => {
+      await runGenerate(o);
+    });
+}
+
+async function runGenerate(o: GenerateCliOptions): Promise<void> {
+  if (!isProvider(o.provider)) throw new ConfigError('PROVIDER', `--provider ${o.provider} is not known (${PROVIDERS.join(', ')})`, 'provider');
+  const gen: GenerateOptions = {
+    steps: int('steps', 'steps', o.steps),
+    guidanceScale: num('guidance', 'guidanceScale', o.guidance),
+    width: int('width', 'width', o.width),
+    height: int('height', 'height', o.height),
+    seed: int('seed', 'seed', o.seed),
+    numImagesPerPrompt: int('num-images', 'numImagesPerPrompt', o.numImages),
+    maxSequenceLength: int('max-sequence-length', 'maxSequenceLength', o.maxSequenceLength),
+    scheduler: o.scheduler,
+  };
+  const threads = int('threads', 'threads', o.threads);
+  if (o.prompt) gen.prompt = o.prompt.length === 1 ? o.prompt[0] : o.prompt;
+  if (o.negativePrompt) gen.negativePrompt = o.negativePrompt.length === 1 ? o.negativePrompt[0] : o.negativePrompt;
+  if (o.latents) gen.latents = readLatentsFile(o.latents);
+  if (o.promptEmbeds) {
+    const e = readPromptEmbedsFile(o.promptEmbeds);
+    gen.promptEmbeds = e.promptEmbeds;
+    if (e.negativePromptEmbeds) gen.negativePromptEmbeds = e.negativePromptEmbeds;
+    if (e.pooledPromptEmbeds) gen.pooledPromptEmbeds = e.pooledPromptEmbeds;
+  }
+  if (!gen.prompt && !gen.promptEmbeds) throw new ConfigError('MISSING_OPTION', 'give --prompt or --prompt-embeds', 'prompt');
+  // the checks that need no model run here, so they fail before a (slow) load
+  if (gen.prompt && gen.promptEmbeds) throw new ConfigError('BAD_OPTION', 'give either --prompt or --prompt-embeds, not both', 'prompt');
+  if (gen.steps !== undefined && gen.steps < 1) throw new ConfigError('BAD_OPTION', `--steps must be at least 1, got ${gen.steps}`, 'steps');
+  if (gen.guidanceScale !== undefined && gen.guidanceScale < 0) throw new ConfigError('BAD_OPTION', `--guidance must be >= 0, got ${gen.guidanceScale}`, 'guidanceScale');
+  if (gen.numImagesPerPrompt !== undefined && gen.numImagesPerPrompt < 1) throw new ConfigError('BAD_OPTION', `--num-images must be at least 1, got ${gen.numImagesPerPrompt}`, 'numImagesPerPrompt');
+
+  // outputs are decided (and existing files refused) before anything is computed
+  const batch = gen.promptEmbeds ? gen.promptEmbeds.dims[0]! : Array.isArray(gen.prompt) ? gen.prompt.length : 1;
+  const count = batch * (gen.numImagesPerPrompt ?? 1);
+  const outs = outputFiles(o.out, count);
+  const targets = o.report ? [...outs.files, o.report] : outs.files;
+  if (!o.force) {
+    const taken = targets.filter((f) => existsSync(f));
+    if (taken.length) throw new ConfigError('OUT_EXISTS', `${taken.join(', ')} exists (use --force to overwrite)`, 'out');
+  }
+  // size checks need only the configs: fail before a first-load conversion
+  const folder = inspectPipelineFolder(o.model);
+  const blocks = (folder.vaeConfig.block_out_channels as unknown[]).length;
+  const multiple = folder.index.className === 'FluxPipeline' ? 2 ** blocks : 2 ** (blocks - 1);
+  for (const k of ['width', 'height'] as const) {
+    const v = gen[k];
+    if (v !== undefined && (v < multiple || v % multiple !== 0)) {
+      throw new ConfigError('BAD_SIZE', `--${k} ${v} must be a positive multiple of ${multiple} (the VAE factor of this ${folder.index.className})`, k);
+    }
+  }
+
+  const bars = progressBars();
+  const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+  try {
+    const pipe = await loadPipeline(o.model, {
+      provider: o.provider as ProviderName,
+      threads,
+      onWarning: warn,
+      onConvertProgress: (c, d, t) => bars.update(`convert ${c}`, d, t, 'tensors'),
+    });
+    try {
+      const r = await pipe.generate({ ...gen, onStep: (s) => bars.update('denoise', s.stepIndex + 1, s.numSteps, 'steps') });
+      bars.stop();
+      for (const f of outs.files) mkdirSync(dirname(resolve(f)), { recursive: true });
+      if (outs.kind === 'safetensors') {
+        writeTensorsFile(outs.files[0]!, { 'output.image': r.images, 'output.latents': r.latents }, { settings: JSON.stringify(r.settings) });
+      } else {
+        outs.files.forEach((f, i) => writePng(f, r.images, i));
+      }
+      const peak = peakRssBytes();
+      if (o.report) {
+        const report = {
+          settings: {
+            ...r.settings,
+            model: resolve(o.model),
+            modelCacheKey: pipe.source.cacheKey ?? null,
+            provider: o.provider,
+            latentsFile: o.latents ? resolve(o.latents) : null,
+            promptEmbedsFile: o.promptEmbeds ? resolve(o.promptEmbeds) : null,
+            smashVersion: packageVersion(),
+          },
+          outputs: outs.files.map((f) => resolve(f)),
+          timings: r.timings,
+          peakRssBytes: peak,
+        };
+        mkdirSync(dirname(resolve(o.report)), { recursive: true });
+        const bytes = Buffer.from(`${JSON.stringify(report, null, 2)}\n`);
+        atomicWrite(o.report, (fd) => {
+          let done = 0;
+          while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+        });
+      }
+      const steps = r.timings.stepsMs.length;
+      const perStep = steps ? r.timings.denoiseMs / steps / 1000 : 0;
+      const where = outs.files.length === 1 ? outs.files[0] : `${outs.files.length} files (${basename(outs.files[0]!)} …)`;
+      process.stdout.write(
+        `wrote ${where}: ${count} image${count > 1 ? 's' : ''} ${r.settings.width}×${r.settings.height}, seed ${r.seed}; ` +
+          `${steps} steps at ${perStep.toFixed(3)} s/step, total ${(r.timings.totalMs / 1000).toFixed(2)} s ` +
+          `(text ${(r.timings.textEncodeMs / 1000).toFixed(2)} s, denoise ${(r.timings.denoiseMs / 1000).toFixed(2)} s, decode ${(r.timings.decodeMs / 1000).toFixed(2)} s); ` +
+          `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB\n`,
+      );
+    } finally {
+      await pipe.release();
+    }
+  } finally {
+    bars.stop();
+  }
+}

@@ -1,0 +1,89 @@
+/** Shared by the pipeline tests: temp folders, loop-fixture pipeline folders, fixture readers. */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tensorData } from '../../src/ir/tensor.js';
+import type { FloatTensor } from '../../src/pipelines/pipeline.js';
+import { SafetensorsFile } from '../../src/tensors/safetensors.js';
+import { fixture, readF32 } from '../helpers.js';
+
+export function tempDir(tag: string): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `smash-${tag}-`));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function loopFile(name: string): string {
+  return fixture('loops', `${name}.safetensors`);
+}
+
+export function metadata(name: string): Record<string, string> {
+  return SafetensorsFile.open(loopFile(name)).metadata;
+}
+
+/** An int64 ids tensor of a loop fixture as numbers. */
+export function readIds(name: string, key: string): number[] {
+  return Array.from(tensorData(SafetensorsFile.open(loopFile(name)).tensor(key)) as BigInt64Array, Number);
+}
+
+export function tensor(name: string, key: string): FloatTensor {
+  const t = readF32(loopFile(name), key);
+  return { dims: t.shape, data: t.data };
+}
+
+export interface FolderSpec {
+  className: string;
+  /** component name -> [class, absolute folder to link] */
+  components: Record<string, [string, string]>;
+  /** scheduler config written to scheduler/scheduler_config.json */
+  scheduler: Record<string, unknown>;
+  /** names listed in model_index.json without a folder */
+  listedOnly?: Record<string, string>;
+}
+
+/** A pipeline folder assembled from component folders (symlinked) and a scheduler config. */
+export function assemblePipeline(dir: string, spec: FolderSpec): string {
+  mkdirSync(join(dir, 'scheduler'), { recursive: true });
+  writeFileSync(join(dir, 'scheduler', 'scheduler_config.json'), JSON.stringify(spec.scheduler));
+  const index: Record<string, unknown> = { _class_name: spec.className, _diffusers_version: '0.30.3' };
+  for (const [name, [cls, src]] of Object.entries(spec.components)) {
+    symlinkSync(src, join(dir, name), 'dir');
+    index[name] = [/Tokenizer|TextModel|T5/.test(cls) ? 'transformers' : 'diffusers', cls];
+  }
+  for (const [name, cls] of Object.entries(spec.listedOnly ?? {})) index[name] = ['transformers', cls];
+  index.scheduler = ['diffusers', String(spec.scheduler._class_name)];
+  writeFileSync(join(dir, 'model_index.json'), JSON.stringify(index, null, 2));
+  return dir;
+}
+
+/** The loop_sd15_euler_cfg pipeline: models/sd15-unet-tiny + models/sd-vae-tiny + the metadata's Euler config. */
+export function loopSdFolder(dir: string, extra: Record<string, [string, string]> = {}): string {
+  return assemblePipeline(dir, {
+    className: 'StableDiffusionPipeline',
+    components: { unet: ['UNet2DConditionModel', fixture('models', 'sd15-unet-tiny')], vae: ['AutoencoderKL', fixture('models', 'sd-vae-tiny')], ...extra },
+    scheduler: JSON.parse(metadata('loop_sd15_euler_cfg').scheduler!),
+  });
+}
+
+/** The loop_flux_dev pipeline: models/flux-transformer-tiny + models/flux-vae-tiny + the metadata's FlowMatch config. */
+export function loopFluxFolder(dir: string, extra: Record<string, [string, string]> = {}): string {
+  return assemblePipeline(dir, {
+    className: 'FluxPipeline',
+    components: { transformer: ['FluxTransformer2DModel', fixture('models', 'flux-transformer-tiny')], vae: ['AutoencoderKL', fixture('models', 'flux-vae-tiny')], ...extra },
+    scheduler: JSON.parse(metadata('loop_flux_dev').scheduler!),
+  });
+}
+
+/** generate() options of an e2e fixture: prompt, steps, guidance, size, given latents. */
+export function e2eOptions(name: string) {
+  const md = metadata(name);
+  return {
+    prompt: md.prompt!,
+    ...(md.negative_prompt !== undefined ? { negativePrompt: md.negative_prompt } : {}),
+    steps: Number(md.num_inference_steps),
+    guidanceScale: Number(md.guidance_scale),
+    width: Number(md.width),
+    height: Number(md.height),
+    ...(md.max_sequence_length ? { maxSequenceLength: Number(md.max_sequence_length) } : {}),
+    latents: tensor(name, 'input.latents'),
+  };
+}
