@@ -8,10 +8,9 @@ import { buildComponent } from '../../src/models/convert.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
 import { castTensor } from '../../src/tensors/convert.js';
 import { Session, f32, i64, type HostTensor } from '../../src/runtime/session.js';
-import { Node, Value, type Model } from '../../src/ir/graph.js';
-import type { DType } from '../../src/ir/dtype.js';
+import type { Model } from '../../src/ir/graph.js';
 import { saveModel } from '../../src/ir/serde.js';
-import { onnxDataType } from '../../src/ir/dtype.js';
+import { optimumStyle } from '../optimum-style.js';
 
 const UNET = fixture('models/sd15-unet-tiny');
 const ref = join(UNET, 'reference.safetensors');
@@ -59,35 +58,6 @@ test('a variant file (diffusion_pytorch_model.fp16.safetensors) loads like the p
   writeSafetensors(join(dir32, 'diffusion_pytorch_model.safetensors'), new Map(st.names.map((n) => [n, castTensor(castTensor(st.tensor(n), 'float16'), 'float32')])));
   assert.deepEqual(await runUnet(dir32), out);
 });
-
-/**
- * Rewrites graph inputs the way Optimum's exports declare them (other dtypes, a batch axis on
- * img_ids): the new input feeds the old one through a Cast or Squeeze inside the graph.
- */
-function optimumStyle(model: Model, changes: Record<string, { dtype: DType; batchAxis?: boolean }>): Model {
-  const g = model.graph;
-  g.inputs.forEach((old, i) => {
-    const c = changes[old.name];
-    if (!c) return;
-    const outer = new Value(old.name, c.dtype, c.batchAxis ? [1, ...(old.shape ?? [])] : old.shape);
-    old.name = `${old.name}_internal`;
-    g.inputs[i] = outer;
-    const n = c.batchAxis ? new Node('Squeeze', `/optimum/${outer.name}/Squeeze`) : new Node('Cast', `/optimum/${outer.name}/Cast`);
-    n.inputs.push(outer);
-    if (c.batchAxis) {
-      const axes = new Value(`${outer.name}_axes`);
-      const k = new Node('Constant', `/optimum/${outer.name}/axes`);
-      k.attributes.set('value', { type: 'tensor', value: { dtype: 'int64', shape: [1], byteLength: 8, bytes: () => new Uint8Array(BigInt64Array.of(0n).buffer) } });
-      k.outputs.push(axes);
-      g.insert(k, g.nodeList()[0]);
-      n.inputs.push(axes);
-    } else n.attributes.set('to', { type: 'int', value: onnxDataType(old.dtype!) });
-    n.outputs.push(old);
-    old.producer = undefined;
-    g.insert(n, g.nodeList()[0]);
-  });
-  return model;
-}
 
 async function exportAndRun(model: Model, feeds: Record<string, HostTensor>, output: string): Promise<Float32Array> {
   const dir = mkdtempSync(join(tmpdir(), 'optimum-'));
