@@ -5,7 +5,7 @@ import ort from 'onnxruntime-node';
 import { ConfigError, RuntimeFailure } from '../errors.js';
 import type { DType, TypedArray } from '../ir/dtype.js';
 import type { Model } from '../ir/graph.js';
-import { encodeModel, saveModel } from '../ir/serde.js';
+import { encodeModel, loadModel, saveModel } from '../ir/serde.js';
 import { adaptFeed, adaptOutput, type InputSpec } from './adapt.js';
 import { isProvider, PROVIDERS, type ProviderName } from './providers.js';
 
@@ -21,7 +21,7 @@ export interface SessionOptions {
   /** intra-op threads (default: onnxruntime's choice, all cores) */
   threads?: number;
   optimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** fix dynamic dimensions by their symbolic name, e.g. { batch: 2 } */
+  /** fix dynamic dimensions by their symbolic name, e.g. { batch_size: 2 }, so ORT can plan static shapes */
   freeDimensionOverrides?: Record<string, number>;
   /** where to write the optimized model (ORT's offline optimization) */
   optimizedModelPath?: string;
@@ -69,17 +69,25 @@ export class Session {
     if (!isProvider(provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
     let tmp: string | undefined;
     let src: string | Uint8Array;
-    if (typeof source === 'string') src = source;
-    else if (totalWeightBytes(source) < INLINE_LIMIT) src = encodeModel(source);
-    else {
-      tmp = mkdtempSync(join(tmpdir(), 'smash-session-'));
-      src = join(tmp, 'model.onnx');
-      saveModel(source, src);
+    // onnxruntime-node has no free-dimension overrides (only onnxruntime-web): we fix the named
+    // dims of the graph inputs ourselves before ORT sees the model
+    const overrides = opts.freeDimensionOverrides;
+    if (overrides && typeof source === 'string') source = loadModel(source);
+    const restore = overrides && typeof source !== 'string' ? fixDims(source, overrides) : undefined;
+    try {
+      if (typeof source === 'string') src = source;
+      else if (totalWeightBytes(source) < INLINE_LIMIT) src = encodeModel(source);
+      else {
+        tmp = mkdtempSync(join(tmpdir(), 'smash-session-'));
+        src = join(tmp, 'model.onnx');
+        saveModel(source, src);
+      }
+    } finally {
+      restore?.();
     }
     const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: opts.optimizationLevel ?? 'all', logSeverityLevel: 3 };
     // ORT rejects keys that are present but undefined
     if (opts.threads !== undefined) base.intraOpNumThreads = opts.threads;
-    if (opts.freeDimensionOverrides) base.freeDimensionOverrides = opts.freeDimensionOverrides;
     if (opts.optimizedModelPath) base.optimizedModelFilePath = opts.optimizedModelPath;
     const make = (p: ProviderName) => ort.InferenceSession.create(src as never, { ...base, executionProviders: p === 'cpu' ? ['cpu'] : [p, 'cpu'] });
     try {
@@ -128,6 +136,15 @@ export class Session {
   async release(): Promise<void> {
     await this.ort.release();
   }
+}
+
+/** Sets named dims of the graph inputs to fixed sizes; returns a function that undoes it. */
+function fixDims(model: Model, overrides: Record<string, number>): () => void {
+  const saved = model.graph.inputs.map((v) => v.shape);
+  for (const v of model.graph.inputs) {
+    if (v.shape) v.shape = v.shape.map((d) => (typeof d === 'string' && d in overrides ? overrides[d]! : d));
+  }
+  return () => model.graph.inputs.forEach((v, i) => { v.shape = saved[i]; });
 }
 
 function firstLine(e: unknown): string {
