@@ -2,6 +2,7 @@
  * Writing random-weight checkpoints in the released layouts: one component (config.json +
  * safetensors, sharded above a size as Hugging Face does) or a whole pipeline folder.
  */
+import { ModelConfig } from '../models/config.js';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,16 +48,6 @@ export interface WrittenComponent {
 
 // ---------------------------------------------------------------- specs
 
-function readConfigFile(file: string): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ModelFormatError('CONFIG_JSON', `invalid JSON (${(e as Error).message})`, { file, cause: e });
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelFormatError('CONFIG_JSON', 'config is not a JSON object', { file });
-  return raw as Record<string, unknown>;
-}
 
 function classOf(config: Record<string, unknown>): string | undefined {
   const c = config._class_name ?? (Array.isArray(config.architectures) ? config.architectures[0] : undefined);
@@ -92,10 +83,10 @@ export function resolveComponent(opts: { className?: string; config: string | Re
     config = structuredClone(getPreset(presetName).config) as Record<string, unknown>;
     label = `preset ${presetName}`;
   } else if (existsSync(opts.config) && statSync(opts.config).isFile()) {
-    config = readConfigFile(opts.config);
+    config = ModelConfig.load(opts.config).raw;
     label = opts.config;
   } else if (existsSync(join(opts.config, 'config.json'))) {
-    config = readConfigFile(join(opts.config, 'config.json'));
+    config = ModelConfig.load(opts.config).raw;
     label = join(opts.config, 'config.json');
   } else {
     throw new ConfigError('UNKNOWN_PRESET', `--config ${opts.config}: no such preset or config file (presets: ${presetNames().join(', ')})`, 'config');

@@ -7,6 +7,7 @@
  *   the seed and its name only, not on the order tensors are made in.
  * - Values: uniform (never Box–Muller), mean and standard deviation by the rules of `initFor`.
  */
+import { f32BitsToF16 } from '../tensors/convert.js';
 import type { DType } from '../ir/dtype.js';
 import { ConfigError } from '../errors.js';
 import { sincos2dPosEmbed } from '../models/blocks/transformer-embeddings.js';
@@ -120,37 +121,6 @@ function sd3PosEmbed(shape: readonly number[], config: Record<string, unknown>):
 const CHUNK = 1 << 16;
 const scratch = new Float32Array(CHUNK);
 const scratchU32 = new Uint32Array(scratch.buffer);
-
-/** float32 bits → IEEE half bits, round to nearest even (subnormals included). */
-function f32BitsToF16(b: number): number {
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 112;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let r = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    if (rem > half || (rem === half && r & 1)) r++;
-    return sign | r;
-  }
-  let r = mant >>> 13;
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) {
-    r++;
-    if (r === 0x400) {
-      r = 0;
-      e++;
-      if (e >= 0x1f) return sign | 0x7c00;
-    }
-  }
-  return sign | (e << 10) | r;
-}
 
 /** The dtypes create-random writes. */
 export const RANDOM_DTYPES = ['float32', 'float16', 'bfloat16'] as const;

@@ -18,7 +18,11 @@ export function f16ToF32(h: number): number {
 /** float32 -> IEEE half, rounding to nearest even (as torch and numpy do). */
 export function f32ToF16(x: number): number {
   f32[0] = x;
-  const b = u32[0]!;
+  return f32BitsToF16(u32[0]!);
+}
+
+/** The same from the float32's bit pattern (for callers that already hold bits). */
+export function f32BitsToF16(b: number): number {
   const sign = (b >>> 16) & 0x8000;
   const exp = (b >>> 23) & 0xff;
   let mant = b & 0x7fffff;
