@@ -182,6 +182,25 @@ export class Graph {
     this.count--;
   }
 
+  /**
+   * Replaces `old` by `replacement` (inserted where `old` was): each output of `old` is
+   * redirected to the value at the same position of `outputs`, then `old` is removed.
+   */
+  replaceNode(old: Node, replacement: Node[], outputs: Value[]): void {
+    if (outputs.length !== old.outputs.length) throw new Error(`${old.name} has ${old.outputs.length} outputs, ${outputs.length} replacements given`);
+    for (const n of replacement) this.insert(n, old);
+    old.outputs.forEach((o, i) => {
+      const to = outputs[i]!;
+      // a graph output keeps its name: the replacement value takes it over
+      if (this.outputs.includes(o)) {
+        to.name = o.name;
+        o.name = `${o.name}_replaced`;
+      }
+      this.replaceAllUses(o, to);
+    });
+    this.remove(old);
+  }
+
   addInitializer(name: string, t: Tensor): Value {
     if (this.initializers.has(name)) throw new Error(`initializer ${name} already exists`);
     const v = new Value(name, t.dtype, [...t.shape]);

@@ -345,7 +345,7 @@ export interface SaveOptions {
   externalData?: boolean;
   /** name of the (first) external file; later ones get `.1`, `.2`… (default `<model>.onnx_data`… `model.onnx_data`) */
   dataFile?: string;
-  /** start a new external file before this many bytes (default 1.9 GiB, under 2 GB per file) */
+  /** start a new external file before this many bytes (default 1.9e9: under 2 GB, and under protobuf's 2 GiB, per file) */
   maxFileBytes?: number;
   /** tensors smaller than this stay inline (default 1024 bytes) */
   sizeThreshold?: number;
@@ -364,7 +364,7 @@ export function saveModel(model: Model, path: string, opts: SaveOptions = {}): v
   const dir = dirname(resolve(path));
   mkdirSync(dir, { recursive: true });
   const external = opts.externalData ?? true;
-  const maxBytes = opts.maxFileBytes ?? 1.9 * 1024 ** 3;
+  const maxBytes = opts.maxFileBytes ?? 1.9e9;
   const threshold = opts.sizeThreshold ?? 1024;
   const base = opts.dataFile ?? `${basename(path)}_data`;
   const stamp = `${process.pid}.${Date.now()}`;

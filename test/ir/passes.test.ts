@@ -112,3 +112,23 @@ test('a graph output that is an input gets its own Identity', () => {
   const y = b.output(x, 'y');
   assert.equal(y.producer!.opType, 'Identity');
 });
+
+test('replaceNode swaps a node for a subgraph and keeps the output name', async () => {
+  const b = new GraphBuilder();
+  const x = b.input('x', 'float32', [2]);
+  const y = b.output(b.op('Relu', [x]), 'y');
+  const m = b.model();
+  const relu = y.producer!;
+  // Relu(x) = Max(x, 0)
+  const zero = new Node('Constant', '/relu_as_max/zero');
+  zero.attributes.set('value', { type: 'tensor', value: tensor.f32([1], [0]) });
+  zero.outputs.push(new Value('zero'));
+  const max = new Node('Max', '/relu_as_max/Max');
+  max.inputs.push(x, zero.outputs[0]!);
+  max.outputs.push(new Value('max_out'));
+  m.graph.replaceNode(relu, [zero, max], [max.outputs[0]!]);
+  assert.deepEqual(m.graph.nodeList().map((n) => n.opType), ['Constant', 'Max']);
+  assert.equal(m.graph.outputs[0]!.name, 'y');
+  const out = await (await Session.create(m)).run({ x: f32([2], [-1, 3]) });
+  assert.deepEqual([...(out.outputs.y!.data as Float32Array)], [0, 3]);
+});
