@@ -1,13 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { ConfigError, RuntimeFailure } from '../errors.js';
 import type { DType, TypedArray } from '../ir/dtype.js';
 import type { Model } from '../ir/graph.js';
 import { encodeModel, loadModel, saveModel } from '../ir/serde.js';
 import { adaptFeed, adaptOutput, type InputSpec } from './adapt.js';
-import { isProvider, PROVIDERS, type ProviderName } from './providers.js';
+import { isProvider, providerUnavailable, PROVIDERS, type ProviderName } from './providers.js';
 
 /** A tensor on the host: what pipelines feed and get back. */
 export interface HostTensor {
@@ -33,6 +34,9 @@ export interface RunResult {
   outputs: Record<string, HostTensor>;
   ms: number;
 }
+
+/** where onnxruntime-node keeps its native libraries (provider libraries sit beside them) */
+const BINDING_DIR = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', `napi-v6`, process.platform, process.arch);
 
 /** Protobuf holds at most 2 GB: above this, a model goes to ORT as a file with external data. */
 const INLINE_LIMIT = 1.8 * 1024 ** 3;
@@ -94,6 +98,8 @@ export class Session {
       let s: ort.InferenceSession;
       let used = provider;
       try {
+        const why = providerUnavailable(provider, BINDING_DIR);
+        if (why) throw new Error(why);
         s = await make(provider);
       } catch (e) {
         if (provider === 'cpu') throw new RuntimeFailure('ORT_SESSION', `onnxruntime could not create a session: ${(e as Error).message}`, { cause: e });
