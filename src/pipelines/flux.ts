@@ -258,33 +258,30 @@ export function fluxSchedule(s: Scheduler, steps: number, mu: number): void {
   s.timesteps = Float32Array.from(sigmas.subarray(0, steps), (v) => Math.fround(v * T));
 }
 
-/** [B,C,H,W] -> [B, (H/2)(W/2), 4C]: diffusers' _pack_latents (view, permute(0,2,4,1,3,5), reshape). */
-export function packLatents(x: Float32Array, B: number, C: number, H: number, W: number): Float32Array {
-  const out = new Float32Array(x.length);
-  const h2 = H / 2;
-  const w2 = W / 2;
+/**
+ * The index map of diffusers' _pack_latents ([B,C,H,W] -> [B, (H/2)(W/2), 4C]: view,
+ * permute(0,2,4,1,3,5), reshape): calls `f(packed, unpacked)` for every element.
+ */
+function forEachPacked(B: number, C: number, H: number, W: number, f: (packed: number, unpacked: number) => void): void {
   let o = 0;
   for (let b = 0; b < B; b++)
-    for (let i = 0; i < h2; i++)
-      for (let j = 0; j < w2; j++)
+    for (let i = 0; i < H / 2; i++)
+      for (let j = 0; j < W / 2; j++)
         for (let c = 0; c < C; c++)
           for (let a = 0; a < 2; a++)
-            for (let d = 0; d < 2; d++) out[o++] = x[((b * C + c) * H + 2 * i + a) * W + 2 * j + d]!;
+            for (let d = 0; d < 2; d++) f(o++, ((b * C + c) * H + 2 * i + a) * W + 2 * j + d);
+}
+
+export function packLatents(x: Float32Array, B: number, C: number, H: number, W: number): Float32Array {
+  const out = new Float32Array(x.length);
+  forEachPacked(B, C, H, W, (p, u) => { out[p] = x[u]!; });
   return out;
 }
 
 /** The inverse of packLatents (diffusers' _unpack_latents). */
 export function unpackLatents(x: Float32Array, B: number, C: number, H: number, W: number): Float32Array {
   const out = new Float32Array(x.length);
-  const h2 = H / 2;
-  const w2 = W / 2;
-  let o = 0;
-  for (let b = 0; b < B; b++)
-    for (let i = 0; i < h2; i++)
-      for (let j = 0; j < w2; j++)
-        for (let c = 0; c < C; c++)
-          for (let a = 0; a < 2; a++)
-            for (let d = 0; d < 2; d++) out[((b * C + c) * H + 2 * i + a) * W + 2 * j + d] = x[o++]!;
+  forEachPacked(B, C, H, W, (p, u) => { out[u] = x[p]!; });
   return out;
 }
 
