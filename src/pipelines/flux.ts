@@ -9,7 +9,6 @@ import { calculateShift, FlowMatchEulerDiscreteScheduler, type Scheduler } from 
 import { npLinspace } from '../schedulers/common.js';
 import { Generator } from '../tensors/random.js';
 import { toInt64 } from '../tokenizers/index.js';
-import { denormalize } from './image.js';
 import {
   afterStep, asF32, badOption, checkAbort, checkInt, checkNonNegative, checkPrompts, checkSeed, checkSize, checkTensor,
   DiffusionPipeline, filled, makeScheduler, repeatRows, resolveScheduler, setSchedule,
@@ -189,13 +188,8 @@ export class FluxPipeline extends DiffusionPipeline {
 
     // 4. decode
     const unpacked = unpackLatents(latents, B, C, h, w);
-    const sf = Math.fround(this.vae.scalingFactor);
-    const sh = Math.fround(this.vae.shiftFactor);
-    const z = new Float32Array(unpacked.length);
-    for (let i = 0; i < z.length; i++) z[i] = Math.fround(Math.fround(unpacked[i]! / sf) + sh);
     const latentDims = [B, C, h, w];
-    const dec = await this.runEncoder(this.vae.session, { latent_sample: hostF32(latentDims, z) }, 'sample');
-    const images = { dims: [...dec.dims], data: denormalize(asF32(dec, 'vae_decoder')) };
+    const images = await this.decodeLatents(this.vae, unpacked, latentDims, this.vae.shiftFactor);
     const t3 = performance.now();
 
     return {

@@ -5,10 +5,10 @@
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { AbortError, ConfigError, ModelFormatError, SmashError } from '../errors.js';
-import type { HostTensor, Session } from '../runtime/session.js';
+import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
 import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler } from '../schedulers/index.js';
 import type { Tokenizer } from '../tokenizers/index.js';
-import type { FloatTensor } from './image.js';
+import { denormalize, type FloatTensor } from './image.js';
 
 export type { FloatTensor } from './image.js';
 
@@ -368,6 +368,19 @@ export abstract class DiffusionPipeline {
     this.encoderRuns++;
     const r = await session.run(feeds, [fetch]);
     return r.outputs[fetch]!;
+  }
+
+  /**
+   * Decodes final latents as diffusers does: latents / scaling_factor + shift (Flux passes the
+   * VAE's shift_factor, SD none), then the VAE decoder, then [-1, 1] -> [0, 1].
+   */
+  protected async decodeLatents(vae: VaeDecoderComponent, latents: Float32Array, dims: readonly number[], shift: number): Promise<FloatTensor> {
+    const sf = Math.fround(vae.scalingFactor);
+    const sh = Math.fround(shift);
+    const z = new Float32Array(latents.length);
+    for (let i = 0; i < z.length; i++) z[i] = Math.fround(Math.fround(latents[i]! / sf) + sh);
+    const dec = await this.runEncoder(vae.session, { latent_sample: hostF32(dims, z) }, 'sample');
+    return { dims: [...dec.dims], data: denormalize(asF32(dec, 'vae_decoder')) };
   }
 
   /** Releases the ONNX sessions (waits for running calls). */

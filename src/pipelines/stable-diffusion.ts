@@ -7,7 +7,6 @@
 import { f32 as hostF32, i64, type Session } from '../runtime/session.js';
 import { toInt64 } from '../tokenizers/index.js';
 import { Generator } from '../tensors/random.js';
-import { denormalize } from './image.js';
 import {
   afterStep, asF32, badOption, checkAbort, checkInt, checkNonNegative, checkPrompts, checkSeed, checkSize, checkTensor, concat,
   DiffusionPipeline, filled, makeScheduler, repeatRows, resolveScheduler, setSchedule,
@@ -200,11 +199,7 @@ export class StableDiffusionPipeline extends DiffusionPipeline {
     const t2 = performance.now();
 
     // 4. decode
-    const sf = Math.fround(this.vae.scalingFactor);
-    const z = new Float32Array(latents.length);
-    for (let i = 0; i < z.length; i++) z[i] = Math.fround(latents[i]! / sf);
-    const dec = await this.runEncoder(this.vae.session, { latent_sample: hostF32(latentDims, z) }, 'sample');
-    const images = { dims: [...dec.dims], data: denormalize(asF32(dec, 'vae_decoder')) };
+    const images = await this.decodeLatents(this.vae, latents, latentDims, 0);
     const t3 = performance.now();
 
     return {
