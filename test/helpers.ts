@@ -1,6 +1,12 @@
-import { join, dirname } from 'node:path';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SafetensorsFile } from '../src/tensors/safetensors.js';
+import { ModelFormatError } from '../src/errors.js';
+import type { Tensor } from '../src/ir/tensor.js';
+import { findWeights } from '../src/tensors/checkpoint.js';
+import { SafetensorsFile, writeSafetensors } from '../src/tensors/safetensors.js';
 import { toFloat32 } from '../src/tensors/convert.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -27,4 +33,39 @@ export function readF32(file: string, key: string): { data: Float32Array; shape:
   const f = SafetensorsFile.open(file);
   const t = f.tensor(key);
   return { data: toFloat32(t), shape: [...t.shape] };
+}
+
+const copies: string[] = [];
+process.on('exit', () => { for (const d of copies) rmSync(d, { recursive: true, force: true }); });
+
+/**
+ * A temporary copy of a model folder (config.json + its safetensors weights) with the config
+ * and/or the tensors edited; removed when the test process exits.
+ */
+export function editedCopy(from: string, edit: { config?: (c: Record<string, unknown>) => void; tensors?: (m: Map<string, Tensor>) => void } = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'smash-edited-'));
+  copies.push(dir);
+  const config = JSON.parse(readFileSync(join(from, 'config.json'), 'utf8')) as Record<string, unknown>;
+  edit.config?.(config);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  const weights = findWeights(from);
+  const out = join(dir, basename(weights));
+  if (!edit.tensors) copyFileSync(weights, out);
+  else {
+    const f = SafetensorsFile.open(weights);
+    const m = new Map<string, Tensor>(f.names.map((n) => [n, f.tensor(n)]));
+    edit.tensors(m);
+    writeSafetensors(out, m);
+  }
+  return dir;
+}
+
+/** Asserts a ModelFormatError with `code` whose message names every one of `mentions`. */
+export function expectFormatError(fn: () => unknown, code: string, ...mentions: (string | RegExp)[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof ModelFormatError, `expected ModelFormatError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    for (const m of mentions) assert.ok(typeof m === 'string' ? e.message.includes(m) : m.test(e.message), `message names ${m}: ${e.message}`);
+    return true;
+  });
 }

@@ -8,7 +8,7 @@ import { Graph, allNodes } from '../../src/ir/graph.js';
 import { tensor } from '../../src/ir/tensor.js';
 import { decodeModel, encodeModel, loadModel, saveModel } from '../../src/ir/serde.js';
 import { Session, f32 } from '../../src/runtime/session.js';
-import { ModelFormatError } from '../../src/errors.js';
+import { expectFormatError } from '../helpers.js';
 
 /** y = x·W + If(cond, x·W2, x) with 64×64 weights (big enough to go to external data). */
 function ifModel() {
@@ -89,14 +89,6 @@ test('encode/decode keeps attributes of every kind, domains and opsets', () => {
   assert.deepEqual(back.graph.inputs[0]!.shape, [2, 'n']);
 });
 
-function expectFormatError(fn: () => unknown, code: string, fileRe?: RegExp) {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ModelFormatError, String(e));
-    assert.equal(e.code, code, e.message);
-    if (fileRe) assert.match(e.message, fileRe);
-    return true;
-  });
-}
 
 /** Saves ifModel, then rewrites the location/offset of its first external tensor. */
 function tampered(edit: (dir: string) => { location?: string; offset?: number }): string {

@@ -1,10 +1,8 @@
 // CLIPTextModel / CLIPTextModelWithProjection against the transformers references.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelFormatError } from '../../src/errors.js';
 import type { Model } from '../../src/ir/graph.js';
 import { InMemoryTensor, tensorData, type Tensor } from '../../src/ir/tensor.js';
 import { buildCLIPTextModel } from '../../src/models/clip-text.js';
@@ -12,8 +10,8 @@ import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
-import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
-import { fixture, readF32, relL2 } from '../helpers.js';
+import { SafetensorsFile } from '../../src/tensors/safetensors.js';
+import { editedCopy, expectFormatError, fixture, readF32, relL2 } from '../helpers.js';
 
 const TOL = 1e-4;
 
@@ -40,33 +38,25 @@ async function run(model: Model, ids: HostTensor): Promise<Record<string, HostTe
   }
 }
 
-/** A copy of a model folder with config edits and/or tensors replaced (undefined = dropped). */
-function scratch(dir: string, opts: { config?: Record<string, unknown>; tensors?: Record<string, Tensor | undefined> } = {}): string {
-  const out = mkdtempSync(join(tmpdir(), 'smash-clip-'));
-  const config = { ...JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), ...opts.config };
-  writeFileSync(join(out, 'config.json'), JSON.stringify(config));
-  if (!opts.tensors) copyFileSync(join(dir, 'model.safetensors'), join(out, 'model.safetensors'));
-  else {
-    const src = SafetensorsFile.open(join(dir, 'model.safetensors'));
-    const entries = new Map<string, Tensor>();
-    for (const n of src.names) entries.set(n, src.tensor(n));
-    for (const [n, t] of Object.entries(opts.tensors)) {
-      if (t) entries.set(n, t);
-      else entries.delete(n);
-    }
-    writeSafetensors(join(out, 'model.safetensors'), entries);
-  }
-  return out;
-}
-
-function expectFormatError(fn: () => unknown, code: string, ...mentions: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ModelFormatError, `expected ModelFormatError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const m of mentions) assert.ok(e.message.includes(m), `message names ${m}: ${e.message}`);
-    return true;
+/** A copy of a model folder with config keys set and tensors replaced, renamed or dropped (undefined). */
+function scratch(dir: string, opts: { config?: Record<string, unknown>; tensors?: Record<string, Tensor | undefined>; rename?: Record<string, string> } = {}): string {
+  return editedCopy(dir, {
+    config: (c) => Object.assign(c, opts.config),
+    tensors: opts.tensors || opts.rename
+      ? (m) => {
+          for (const [from, to] of Object.entries(opts.rename ?? {})) {
+            m.set(to, m.get(from)!);
+            m.delete(from);
+          }
+          for (const [n, t] of Object.entries(opts.tensors ?? {})) {
+            if (t) m.set(n, t);
+            else m.delete(n);
+          }
+        }
+      : undefined,
   });
 }
+
 
 // reference key → graph output name
 function outputName(key: string, layers: number): string {

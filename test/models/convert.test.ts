@@ -1,9 +1,9 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fixture, readF32, relL2 } from '../helpers.js';
+import { editedCopy, fixture, readF32, relL2 } from '../helpers.js';
 import { runCli } from '../cli/run-cli.js';
 import { Session, f32, i64 } from '../../src/runtime/session.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
@@ -129,34 +129,26 @@ async function expectError(args: string[], code: string, mention: RegExp) {
   assert.ok(r.stderr.trim().split('\n').length <= 2, r.stderr);
 }
 
-function copyWithConfig(src: string, edit: (c: Record<string, unknown>) => void): string {
-  const dir = mkdtempSync(join(tmpdir(), 'conv-bad-'));
-  cpSync(src, dir, { recursive: true });
-  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  edit(cfg);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
-  return dir;
-}
 
 test('bad sources give clear errors naming the key, tensor or file', async () => {
   const out = () => join(mkdtempSync(join(tmpdir(), 'conv-out-')), 'o');
-  await expectError(['convert', copyWithConfig(fixture('models/sd15-unet-tiny'), (c) => { c.resnet_time_scale_shift = 'scale_shift'; }), '--out', out()], 'CONFIG_VALUE', /resnet_time_scale_shift/);
+  await expectError(['convert', editedCopy(fixture('models/sd15-unet-tiny'), { config: (c) => { c.resnet_time_scale_shift = 'scale_shift'; } }), '--out', out()], 'CONFIG_VALUE', /resnet_time_scale_shift/);
   // a weight missing, and one of the wrong shape
   const { writeSafetensors } = await import('../../src/tensors/safetensors.js');
   const src = fixture('models/clip-text-tiny');
   const st = SafetensorsFile.open(join(src, 'model.safetensors'));
-  const missing = copyWithConfig(src, () => {});
+  const missing = editedCopy(src);
   const victim = 'text_model.encoder.layers.0.self_attn.q_proj.weight';
   writeSafetensors(join(missing, 'model.safetensors'), new Map(st.names.filter((n) => n !== victim).map((n) => [n, st.tensor(n)])));
   await expectError(['convert', missing, '--out', out()], 'TENSOR_MISSING', /self_attn\.q_proj\.weight/);
-  const wrong = copyWithConfig(src, () => {});
+  const wrong = editedCopy(src);
   const other = 'text_model.final_layer_norm.weight';
   writeSafetensors(join(wrong, 'model.safetensors'), new Map(st.names.map((n) => [n, n === victim ? st.tensor(other) : st.tensor(n)])));
   await expectError(['convert', wrong, '--out', out()], 'WEIGHT_SHAPE', /self_attn\.q_proj\.weight/);
   const noConfig = mkdtempSync(join(tmpdir(), 'conv-nocfg-'));
   cpSync(join(src, 'model.safetensors'), join(noConfig, 'model.safetensors'));
   await expectError(['convert', noConfig, '--out', out()], 'CONFIG_MISSING', /config\.json/);
-  await expectError(['convert', copyWithConfig(src, (c) => { c.architectures = ['BertModel']; }), '--out', out()], 'UNSUPPORTED_ARCHITECTURE', /BertModel/);
+  await expectError(['convert', editedCopy(src, { config: (c) => { c.architectures = ['BertModel']; } }), '--out', out()], 'UNSUPPORTED_ARCHITECTURE', /BertModel/);
 });
 
 test('convert never writes into the source and never replaces an output without --force', async () => {

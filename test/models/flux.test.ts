@@ -1,7 +1,5 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelFormatError } from '../../src/errors.js';
 import type { Model } from '../../src/ir/graph.js';
@@ -11,8 +9,8 @@ import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
-import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
-import { fixture, readF32, relL2 } from '../helpers.js';
+import { SafetensorsFile } from '../../src/tensors/safetensors.js';
+import { editedCopy, fixture, readF32, relL2 } from '../helpers.js';
 
 const DIR = fixture('models', 'flux-transformer-tiny');
 const REF = join(DIR, 'reference.safetensors');
@@ -41,26 +39,7 @@ function referenceFeeds(t: number, guidance = true): Record<string, HostTensor> 
   return feeds;
 }
 
-const temps: string[] = [];
-after(() => { for (const d of temps) rmSync(d, { recursive: true, force: true }); });
 
-/** A copy of a fixture folder with tweaked config and/or tensors. */
-function variant(dir: string, o: { config?: (c: Record<string, unknown>) => void; tensors?: (m: Map<string, Tensor>) => void }): string {
-  const out = mkdtempSync(join(tmpdir(), 'flux-variant-'));
-  temps.push(out);
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  o.config?.(config);
-  writeFileSync(join(out, 'config.json'), JSON.stringify(config));
-  const weightsFile = join(dir, 'diffusion_pytorch_model.safetensors');
-  if (!o.tensors) copyFileSync(weightsFile, join(out, 'diffusion_pytorch_model.safetensors'));
-  else {
-    const f = SafetensorsFile.open(weightsFile);
-    const m = new Map<string, Tensor>(f.names.map((n) => [n, f.tensor(n)]));
-    o.tensors(m);
-    writeSafetensors(join(out, 'diffusion_pytorch_model.safetensors'), m);
-  }
-  return out;
-}
 
 test('flux-transformer-tiny matches diffusers at every reference timestep', async () => {
   const { model } = build(DIR);
@@ -180,23 +159,23 @@ function assertFormatError(fn: () => unknown, code: string, mentions: string) {
 
 test('unsupported config values fail naming the key', () => {
   for (const [key, value] of [['guidance_embeds', 'yes'], ['axes_dims_rope', [4, 6, 8]], ['axes_dims_rope', [5, 5, 6]], ['num_layers', 1.5]] as const) {
-    const dir = variant(DIR, { config: (c) => { c[key] = value; } });
+    const dir = editedCopy(DIR, { config: (c) => { c[key] = value; } });
     assertFormatError(() => build(dir), 'CONFIG_VALUE', `'${key}'`);
   }
 });
 
 test('a missing or misshapen weight fails naming the tensor', () => {
   const missing = 'transformer_blocks.1.attn.norm_added_k.weight';
-  assertFormatError(() => build(variant(DIR, { tensors: (m) => m.delete(missing) })), 'TENSOR_MISSING', missing);
+  assertFormatError(() => build(editedCopy(DIR, { tensors: (m) => m.delete(missing) })), 'TENSOR_MISSING', missing);
 
   const bad = 'single_transformer_blocks.0.proj_out.weight';
   const reshaped = (m: Map<string, Tensor>) => {
     const t = m.get(bad)!;
     m.set(bad, new InMemoryTensor('float32', [t.shape[1]!, t.shape[0]!], t.bytes().slice()));
   };
-  assertFormatError(() => build(variant(DIR, { tensors: reshaped })), 'WEIGHT_SHAPE', bad);
+  assertFormatError(() => build(editedCopy(DIR, { tensors: reshaped })), 'WEIGHT_SHAPE', bad);
 
   // guidance_embeds true needs the guidance embedder
   const noGuidance = fixture('trained', 'shapes-flux', 'transformer');
-  assertFormatError(() => build(variant(noGuidance, { config: (c) => { c.guidance_embeds = true; } })), 'TENSOR_MISSING', 'time_text_embed.guidance_embedder.linear_1.weight');
+  assertFormatError(() => build(editedCopy(noGuidance, { config: (c) => { c.guidance_embeds = true; } })), 'TENSOR_MISSING', 'time_text_embed.guidance_embedder.linear_1.weight');
 });

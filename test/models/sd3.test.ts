@@ -1,7 +1,5 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelFormatError } from '../../src/errors.js';
 import type { Model } from '../../src/ir/graph.js';
@@ -13,8 +11,8 @@ import { Weights } from '../../src/models/weights.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
 import { toFloat32 } from '../../src/tensors/convert.js';
-import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
-import { fixture, readF32, relL2 } from '../helpers.js';
+import { SafetensorsFile } from '../../src/tensors/safetensors.js';
+import { editedCopy, fixture, readF32, relL2 } from '../helpers.js';
 
 const DIR = fixture('models', 'sd3-transformer-tiny');
 const REF = join(DIR, 'reference.safetensors');
@@ -52,26 +50,7 @@ async function runAll(model: Model): Promise<Map<string, number>> {
   return errs;
 }
 
-const temps: string[] = [];
-after(() => { for (const d of temps) rmSync(d, { recursive: true, force: true }); });
 
-/** A copy of the fixture with tweaked config and/or tensors. */
-function variant(o: { config?: (c: Record<string, unknown>) => void; tensors?: (m: Map<string, Tensor>) => void }): string {
-  const out = mkdtempSync(join(tmpdir(), 'sd3-variant-'));
-  temps.push(out);
-  const config = JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
-  o.config?.(config);
-  writeFileSync(join(out, 'config.json'), JSON.stringify(config));
-  const weightsFile = join(DIR, 'diffusion_pytorch_model.safetensors');
-  if (!o.tensors) copyFileSync(weightsFile, join(out, 'diffusion_pytorch_model.safetensors'));
-  else {
-    const f = SafetensorsFile.open(weightsFile);
-    const m = new Map<string, Tensor>(f.names.map((n) => [n, f.tensor(n)]));
-    o.tensors(m);
-    writeSafetensors(join(out, 'diffusion_pytorch_model.safetensors'), m);
-  }
-  return out;
-}
 
 const seeded = (shape: number[], seed: number, scale = 0.2) => {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -127,7 +106,7 @@ test('the sincos pos-embed grid computed in JS equals the one diffusers saved', 
 });
 
 test('a checkpoint without the pos_embed buffer gets the computed grid and the same outputs', async () => {
-  const dir = variant({ tensors: (m) => m.delete('pos_embed.pos_embed') });
+  const dir = editedCopy(DIR, { tensors: (m) => m.delete('pos_embed.pos_embed') });
   const errs = await runAll(build(dir).model);
   for (const [key, err] of errs) assert.ok(err < 1e-4, `${key}: relL2 ${err}`);
 });
@@ -169,7 +148,7 @@ function dualTensors(blocks: number[], gate2Bias: number) {
 }
 
 test('dual_attention_layers: with gate_msa2 = 0 the SD3.5 block reduces to the reference block', async () => {
-  const dir = variant({ config: (c) => { c.dual_attention_layers = [0, 1]; }, tensors: dualTensors([0, 1], 0) });
+  const dir = editedCopy(DIR, { config: (c) => { c.dual_attention_layers = [0, 1]; }, tensors: dualTensors([0, 1], 0) });
   const { model, weights } = build(dir);
   const names = [...model.graph.nodes()].map((n) => n.name);
   assert.ok(names.includes('/transformer_blocks.0/attn2/to_out.0/MatMul') && names.includes('/transformer_blocks.1/attn2/to_q/MatMul'));
@@ -177,7 +156,7 @@ test('dual_attention_layers: with gate_msa2 = 0 the SD3.5 block reduces to the r
   const errs = await runAll(model);
   for (const [key, err] of errs) assert.ok(err < 1e-4, `${key}: relL2 ${err}`);
   // and a non-zero gate lets attn2 through
-  const open = await runAll(build(variant({ config: (c) => { c.dual_attention_layers = [0]; }, tensors: dualTensors([0], 0.5) })).model);
+  const open = await runAll(build(editedCopy(DIR, { config: (c) => { c.dual_attention_layers = [0]; }, tensors: dualTensors([0], 0.5) })).model);
   for (const [key, err] of open) assert.ok(err > 1e-2, `${key}: attn2 had no effect (relL2 ${err})`);
 });
 
@@ -187,7 +166,7 @@ test('qk_norm rms_norm adds per-head RMSNorm to both streams (and attn2)', async
       m.set(`transformer_blocks.${i}.attn.${n}.weight`, new InMemoryTensor('float32', [8], Float32Array.from({ length: 8 }, (_, k) => 1 + 0.1 * Math.sin(k + j + i))));
     }
   };
-  const { model, weights } = build(variant({ config: (c) => { c.qk_norm = 'rms_norm'; }, tensors: withNorms }));
+  const { model, weights } = build(editedCopy(DIR, { config: (c) => { c.qk_norm = 'rms_norm'; }, tensors: withNorms }));
   const names = [...model.graph.nodes()].map((n) => n.name);
   for (const n of ['norm_q', 'norm_k', 'norm_added_q', 'norm_added_k']) assert.ok(names.some((x) => x.startsWith(`/transformer_blocks.1/attn/${n}/`)), n);
   assert.deepEqual(weights.unused(), []);
@@ -200,7 +179,7 @@ test('qk_norm rms_norm adds per-head RMSNorm to both streams (and attn2)', async
     dualTensors([0], 0.5)(m);
     m.set('transformer_blocks.0.attn2.norm_q.weight', new InMemoryTensor('float32', [8], new Float32Array(8).fill(1)));
   };
-  const dir = variant({ config: (c) => { c.qk_norm = 'rms_norm'; c.dual_attention_layers = [0]; }, tensors: both });
+  const dir = editedCopy(DIR, { config: (c) => { c.qk_norm = 'rms_norm'; c.dual_attention_layers = [0]; }, tensors: both });
   assertFormatError(() => build(dir), 'TENSOR_MISSING', 'transformer_blocks.0.attn2.norm_k.weight');
 });
 
@@ -218,19 +197,19 @@ test('unsupported config values fail naming the key', () => {
     ['qk_norm', 'layer_norm'], ['dual_attention_layers', [2]], ['dual_attention_layers', 'all'], ['pos_embed_max_size', null],
     ['caption_projection_dim', 48], ['patch_size', '2'],
   ] as const) {
-    const dir = variant({ config: (c) => { c[key] = value; } });
+    const dir = editedCopy(DIR, { config: (c) => { c[key] = value; } });
     assertFormatError(() => build(dir), 'CONFIG_VALUE', `'${key}'`);
   }
 });
 
 test('a missing or misshapen weight fails naming the tensor', () => {
   const missing = 'transformer_blocks.1.norm1_context.linear.weight';
-  assertFormatError(() => build(variant({ tensors: (m) => m.delete(missing) })), 'TENSOR_MISSING', missing);
+  assertFormatError(() => build(editedCopy(DIR, { tensors: (m) => m.delete(missing) })), 'TENSOR_MISSING', missing);
 
   const bad = 'pos_embed.proj.weight';
   const reshaped = (m: Map<string, Tensor>) => m.set(bad, new InMemoryTensor('float32', [32, 16, 1, 4], m.get(bad)!.bytes().slice()));
-  assertFormatError(() => build(variant({ tensors: reshaped })), 'WEIGHT_SHAPE', bad);
+  assertFormatError(() => build(editedCopy(DIR, { tensors: reshaped })), 'WEIGHT_SHAPE', bad);
 
   // qk_norm declared but the checkpoint has no norm weights
-  assertFormatError(() => build(variant({ config: (c) => { c.qk_norm = 'rms_norm'; } })), 'TENSOR_MISSING', 'transformer_blocks.0.attn.norm_q.weight');
+  assertFormatError(() => build(editedCopy(DIR, { config: (c) => { c.qk_norm = 'rms_norm'; } })), 'TENSOR_MISSING', 'transformer_blocks.0.attn.norm_q.weight');
 });

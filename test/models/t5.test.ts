@@ -1,10 +1,8 @@
 // T5EncoderModel against the transformers references, and its relative position buckets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelFormatError } from '../../src/errors.js';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import type { Model } from '../../src/ir/graph.js';
 import { InMemoryTensor, tensorData, type Tensor } from '../../src/ir/tensor.js';
@@ -16,8 +14,8 @@ import { Weights } from '../../src/models/weights.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
 import { toFloat32 } from '../../src/tensors/convert.js';
-import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
-import { fixture, readF32, relL2 } from '../helpers.js';
+import { SafetensorsFile } from '../../src/tensors/safetensors.js';
+import { editedCopy, expectFormatError, fixture, readF32, relL2 } from '../helpers.js';
 
 const TOL = 1e-4;
 const TINY = fixture('models', 't5-encoder-tiny');
@@ -45,33 +43,25 @@ async function run(model: Model, feeds: Record<string, HostTensor>): Promise<Rec
   }
 }
 
-/** A copy of a model folder with config edits and/or tensors replaced or renamed (undefined = dropped). */
+/** A copy of a model folder with config keys set and tensors replaced, renamed or dropped (undefined). */
 function scratch(dir: string, opts: { config?: Record<string, unknown>; tensors?: Record<string, Tensor | undefined>; rename?: Record<string, string> } = {}): string {
-  const out = mkdtempSync(join(tmpdir(), 'smash-t5-'));
-  const config = { ...JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), ...opts.config };
-  writeFileSync(join(out, 'config.json'), JSON.stringify(config));
-  if (!opts.tensors && !opts.rename) copyFileSync(join(dir, 'model.safetensors'), join(out, 'model.safetensors'));
-  else {
-    const src = SafetensorsFile.open(join(dir, 'model.safetensors'));
-    const entries = new Map<string, Tensor>();
-    for (const n of src.names) entries.set(opts.rename?.[n] ?? n, src.tensor(n));
-    for (const [n, t] of Object.entries(opts.tensors ?? {})) {
-      if (t) entries.set(n, t);
-      else entries.delete(n);
-    }
-    writeSafetensors(join(out, 'model.safetensors'), entries);
-  }
-  return out;
-}
-
-function expectFormatError(fn: () => unknown, code: string, ...mentions: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ModelFormatError, `expected ModelFormatError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const m of mentions) assert.ok(e.message.includes(m), `message names ${m}: ${e.message}`);
-    return true;
+  return editedCopy(dir, {
+    config: (c) => Object.assign(c, opts.config),
+    tensors: opts.tensors || opts.rename
+      ? (m) => {
+          for (const [from, to] of Object.entries(opts.rename ?? {})) {
+            m.set(to, m.get(from)!);
+            m.delete(from);
+          }
+          for (const [n, t] of Object.entries(opts.tensors ?? {})) {
+            if (t) m.set(n, t);
+            else m.delete(n);
+          }
+        }
+      : undefined,
   });
 }
+
 
 test(`t5-encoder-tiny: last_hidden_state within ${TOL}`, async () => {
   const refFile = join(TINY, 'reference.safetensors');

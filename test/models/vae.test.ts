@@ -1,18 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { ModelFormatError } from '../../src/errors.js';
 import type { Model } from '../../src/ir/graph.js';
-import { InMemoryTensor, type Tensor } from '../../src/ir/tensor.js';
+import { InMemoryTensor } from '../../src/ir/tensor.js';
 import { buildAutoencoderKL } from '../../src/models/autoencoder-kl.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
-import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
-import { fixture, readF32, relL2 } from '../helpers.js';
+import { SafetensorsFile } from '../../src/tensors/safetensors.js';
+import { editedCopy, fixture, readF32, relL2 } from '../helpers.js';
 
 const TOL = 1e-4;
 
@@ -54,23 +52,8 @@ async function compareWithReference(name: string, models: { encoder: Model; deco
   };
 }
 
-function scratch(from: string, edit: { config?: (c: Record<string, unknown>) => void; tensors?: (m: Map<string, Tensor>) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'smash-vae-'));
-  const config = JSON.parse(readFileSync(join(from, 'config.json'), 'utf8')) as Record<string, unknown>;
-  edit.config?.(config);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  const weightsFile = join(from, 'diffusion_pytorch_model.safetensors');
-  if (edit.tensors) {
-    const f = SafetensorsFile.open(weightsFile);
-    const m = new Map<string, Tensor>(f.names.map((n) => [n, f.tensor(n)]));
-    edit.tensors(m);
-    writeSafetensors(join(dir, 'diffusion_pytorch_model.safetensors'), m);
-  } else copyFileSync(weightsFile, join(dir, 'diffusion_pytorch_model.safetensors'));
-  return dir;
-}
-
-async function withScratch<T>(from: string, edit: Parameters<typeof scratch>[1], fn: (dir: string) => T | Promise<T>): Promise<T> {
-  const dir = scratch(from, edit);
+async function withScratch<T>(from: string, edit: Parameters<typeof editedCopy>[1], fn: (dir: string) => T | Promise<T>): Promise<T> {
+  const dir = editedCopy(from, edit);
   try {
     return await fn(dir);
   } finally {
