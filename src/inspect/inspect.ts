@@ -1,3 +1,4 @@
+import { readJsonObject } from '../json.js';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
@@ -103,7 +104,7 @@ function inspectFolder(dir: string): InspectReport {
       params.tensors += c.parameters.tensors; params.count += c.parameters.count; params.bytes += c.parameters.bytes;
       for (const [op, n] of Object.entries(c.ops)) ops[op] = (ops[op] ?? 0) + n;
     }
-    const index = JSON.parse(readFileSync(join(dir, 'model_index.json'), 'utf8')) as Record<string, unknown>;
+    const index = readJsonObject(join(dir, 'model_index.json'), 'model_index.json', 'CONFIG_JSON');
     return {
       path: dir, kind: 'pipeline', inputs: [], outputs: [], ops, parameters: params,
       externalData: Object.entries(components).flatMap(([k, c]) => c.externalData.map((e) => ({ file: `${k}/${e.file}`, bytes: e.bytes }))),

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readJsonObject } from '../json.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
 
@@ -13,14 +14,7 @@ export class ModelConfig {
   static load(folder: string): ModelConfig {
     const file = folder.endsWith('.json') ? folder : join(folder, 'config.json');
     if (!existsSync(file)) throw new ModelFormatError('CONFIG_MISSING', 'no config.json', { file });
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new ModelFormatError('CONFIG_JSON', `invalid JSON (${(e as Error).message})`, { file, cause: e });
-    }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelFormatError('CONFIG_JSON', 'config is not a JSON object', { file });
-    return new ModelConfig(raw as Record<string, unknown>, file);
+    return new ModelConfig(readJsonObject(file, 'config', 'CONFIG_JSON'), file);
   }
 
   /** `_class_name` (diffusers) or `architectures[0]` (transformers). */

@@ -1,3 +1,4 @@
+import { readJsonObject } from '../json.js';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { ConfigError, ModelFormatError } from '../errors.js';
@@ -118,14 +119,8 @@ function writeComponent(folder: string, root: string, name: string | undefined, 
 
 /** model_index.json: component name → [library, class] (null for absent components). */
 export function readPipelineIndex(file: string): [string, [string | null, string | null]][] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ModelFormatError('CONFIG_JSON', `invalid JSON (${(e as Error).message})`, { file, cause: e });
-  }
-  if (typeof raw !== 'object' || raw === null) throw new ModelFormatError('CONFIG_JSON', 'model_index.json is not an object', { file });
-  return Object.entries(raw as Record<string, unknown>)
+  const raw = readJsonObject(file, 'model_index.json', 'CONFIG_JSON');
+  return Object.entries(raw)
     .filter(([k, v]) => !k.startsWith('_') && Array.isArray(v) && v.length === 2)
     .map(([k, v]) => [k, v as [string | null, string | null]]);
 }

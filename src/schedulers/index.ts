@@ -1,5 +1,6 @@
 /** Scheduler registry: build a scheduler from a diffusers `scheduler_config.json`. */
-import { readFileSync, statSync } from 'node:fs';
+import { readJsonObject } from '../json.js';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, ModelFormatError } from '../errors.js';
 import { SCHEDULER_UNSUPPORTED, parseConfigJson } from './common.js';
@@ -68,21 +69,7 @@ export function loadScheduler(path: string, className?: string): Scheduler {
   } catch (e) {
     throw new ModelFormatError('FILE_MISSING', `cannot read scheduler config: ${(e as Error).message}`, { file: path, cause: e });
   }
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ModelFormatError('FILE_MISSING', `cannot read scheduler config: ${(e as Error).message}`, { file, cause: e });
-  }
-  let config: unknown;
-  try {
-    config = parseConfigJson(text);
-  } catch (e) {
-    throw new ModelFormatError('CONFIG_JSON', `scheduler config is not valid JSON (${(e as Error).message})`, { file, cause: e });
-  }
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new ModelFormatError('CONFIG_JSON', 'scheduler config is not a JSON object', { file });
-  }
+  const config = readJsonObject(file, 'scheduler config', 'CONFIG_JSON', parseConfigJson);
   try {
     return createScheduler(config, className);
   } catch (e) {

@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readJsonObject } from '../json.js';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
 import type { Tensor } from '../ir/tensor.js';
@@ -44,12 +45,7 @@ export class Checkpoint {
 }
 
 function openIndex(path: string): Checkpoint {
-  let idx: { weight_map?: Record<string, string> };
-  try {
-    idx = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ModelFormatError('INDEX_JSON', `invalid index JSON (${(e as Error).message})`, { file: path, cause: e });
-  }
+  const idx = readJsonObject(path, 'index', 'INDEX_JSON') as { weight_map?: Record<string, string> };
   if (!idx.weight_map || typeof idx.weight_map !== 'object') throw new ModelFormatError('INDEX_JSON', 'index has no weight_map', { file: path });
   const dir = dirname(path);
   const files = new Map<string, SafetensorsFile>();

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readJsonObject } from '../json.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, ModelFormatError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 
 /** How to encode a prompt; the defaults are what the diffusers pipelines do. */
 export interface EncodeOptions {
@@ -55,22 +56,7 @@ export function readJsonIfExists(folder: string, name: string): Record<string, u
 }
 
 export function readJson(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ModelFormatError('FILE_MISSING', `cannot read tokenizer file: ${(e as Error).message}`, { file, cause: e });
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new ModelFormatError('TOKENIZER_JSON', `not valid JSON (${(e as Error).message})`, { file, cause: e });
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new ModelFormatError('TOKENIZER_JSON', 'expected a JSON object', { file });
-  }
-  return v as Record<string, unknown>;
+  return readJsonObject(file, 'tokenizer file', 'TOKENIZER_JSON');
 }
 
 /**
