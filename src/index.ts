@@ -1,9 +1,9 @@
 /** smash-diffusion: the library API. */
 export * from './errors.js';
-export type { DType, TypedArray } from './ir/dtype.js';
+export type { DType, TypedArray } from './core/dtype.js';
 export { Graph, Model, Node, Value, allNodes } from './ir/graph.js';
 export { GraphBuilder } from './ir/builder.js';
-export { InMemoryTensor, ExternalTensor, LazyTensor, tensorData, type Tensor } from './ir/tensor.js';
+export { InMemoryTensor, ExternalTensor, LazyTensor, tensorData, type Tensor } from './core/tensor.js';
 export { loadModel, saveModel, decodeModel, encodeModel, type SaveOptions } from './ir/serde.js';
 export { runPasses, fixedPoint, PassError, type Pass, type PassResult } from './ir/passes/pass.js';
 export { deadCodeElimination } from './ir/passes/dead-code-elimination.js';
@@ -14,7 +14,7 @@ export { extractSubgraph } from './ir/extract.js';
 export { rulesPass, tryRule, noMatch, NoMatch, type Rule } from './ir/rewrite.js';
 export { SafetensorsFile, writeSafetensors } from './tensors/safetensors.js';
 export { Checkpoint } from './tensors/checkpoint.js';
-export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, toFloat32, castTensor } from './tensors/convert.js';
+export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, toFloat32, castTensor } from './core/float.js';
 export { Generator } from './tensors/random.js';
 export { Session, type HostTensor, type SessionOptions, type RunResult } from './runtime/session.js';
 export { PROVIDERS, type ProviderName } from './runtime/providers.js';

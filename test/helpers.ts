@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { basename, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelFormatError } from '../src/errors.js';
-import type { Tensor } from '../src/ir/tensor.js';
+import type { Tensor } from '../src/core/tensor.js';
 import { findWeights } from '../src/tensors/checkpoint.js';
 import { SafetensorsFile, writeSafetensors } from '../src/tensors/safetensors.js';
-import { toFloat32 } from '../src/tensors/convert.js';
+import { toFloat32 } from '../src/core/float.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 

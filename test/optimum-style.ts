@@ -1,6 +1,6 @@
 import { Node, Value, type Model } from '../src/ir/graph.js';
-import { onnxDataType, type DType } from '../src/ir/dtype.js';
-import { tensor } from '../src/ir/tensor.js';
+import { onnxDataType, type DType } from '../src/core/dtype.js';
+import { tensor } from '../src/core/tensor.js';
 
 /**
  * Rewrites graph inputs the way Optimum's exports declare them (other dtypes, a batch axis on

@@ -2,7 +2,7 @@ import { readJsonObject } from '../json.js';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
-import { numel, type DType } from '../ir/dtype.js';
+import { numel, type DType } from '../core/dtype.js';
 import { allNodes, type Dim, type Graph, type Value } from '../ir/graph.js';
 import { loadModel } from '../ir/serde.js';
 import { Checkpoint, findWeights } from '../tensors/checkpoint.js';

@@ -1,6 +1,6 @@
-import type { DType } from './dtype.js';
+import type { DType } from '../core/dtype.js';
 import { Graph, Model, Node, Value, toAttr, type AttrInput, type Dim } from './graph.js';
-import { InMemoryTensor, type Tensor } from './tensor.js';
+import { InMemoryTensor, type Tensor } from '../core/tensor.js';
 
 /**
  * Builds graphs with the names PyTorch's exporter gives them: a scope stack of module names

@@ -1,5 +1,5 @@
-import type { DType } from './dtype.js';
-import type { Tensor } from './tensor.js';
+import type { DType } from '../core/dtype.js';
+import type { Tensor } from '../core/tensor.js';
 
 /** A dimension: a fixed size, a symbolic name (dynamic axis), or unknown. */
 export type Dim = number | string | null;

@@ -7,9 +7,9 @@ import { basename, dirname, isAbsolute, join, normalize, relative, resolve, sep 
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { ModelFormatError } from '../errors.js';
-import { byteSize, dtypeFromOnnx, numel, onnxDataType, type DType } from './dtype.js';
+import { byteSize, dtypeFromOnnx, numel, onnxDataType, type DType } from '../core/dtype.js';
 import { Graph, Model, Node, Value, type AttrValue, type Dim } from './graph.js';
-import { ExternalTensor, InMemoryTensor, type Tensor } from './tensor.js';
+import { ExternalTensor, InMemoryTensor, type Tensor } from '../core/tensor.js';
 
 // onnx.proto sits beside this file in src/; from dist/ir/ the same relative path reaches it.
 const PROTO_PATH = fileURLToPath(new URL('../../src/ir/onnx.proto', import.meta.url));

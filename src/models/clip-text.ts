@@ -6,7 +6,7 @@
 import { ModelFormatError } from '../errors.js';
 import { GraphBuilder } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
-import { InMemoryTensor } from '../ir/tensor.js';
+import { InMemoryTensor } from '../core/tensor.js';
 import { Ctx } from './blocks/context.js';
 import { activation, attention, layerNorm, linear } from './blocks/layers.js';
 import type { ModelConfig } from './config.js';

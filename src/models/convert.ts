@@ -2,7 +2,7 @@ import { readJsonObject } from '../json.js';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { ConfigError, ModelFormatError } from '../errors.js';
-import type { DType } from '../ir/dtype.js';
+import type { DType } from '../core/dtype.js';
 import type { Model } from '../ir/graph.js';
 import { float16 } from '../ir/passes/float16.js';
 import { saveModel } from '../ir/serde.js';

@@ -1,7 +1,7 @@
 import { ModelFormatError } from '../errors.js';
-import type { DType } from '../ir/dtype.js';
-import { LazyTensor, type Tensor } from '../ir/tensor.js';
-import { castTensor } from '../tensors/convert.js';
+import type { DType } from '../core/dtype.js';
+import { LazyTensor, type Tensor } from '../core/tensor.js';
+import { castTensor } from '../core/float.js';
 
 /**
  * Where weights come from: a Checkpoint (safetensors files) satisfies it; so does a generated

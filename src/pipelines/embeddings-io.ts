@@ -4,8 +4,8 @@
  * so the reference fixtures' files work as they are.
  */
 import { ConfigError, ModelFormatError } from '../errors.js';
-import { InMemoryTensor } from '../ir/tensor.js';
-import { toFloat32 } from '../tensors/convert.js';
+import { InMemoryTensor } from '../core/tensor.js';
+import { toFloat32 } from '../core/float.js';
 import { SafetensorsFile, writeSafetensors } from '../tensors/safetensors.js';
 import type { FloatTensor } from './image.js';
 

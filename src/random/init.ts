@@ -7,8 +7,8 @@
  *   the seed and its name only, not on the order tensors are made in.
  * - Values: uniform (never Box–Muller), mean and standard deviation by the rules of `initFor`.
  */
-import { f32BitsToF16 } from '../tensors/convert.js';
-import type { DType } from '../ir/dtype.js';
+import { f32BitsToF16 } from '../core/float.js';
+import type { DType } from '../core/dtype.js';
 import { ConfigError } from '../errors.js';
 import { sincos2dPosEmbed } from '../models/blocks/transformer-embeddings.js';
 

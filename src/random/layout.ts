@@ -4,8 +4,8 @@
  * the builder asks for, and records (name, shape) in request order.
  */
 import { ConfigError, ModelFormatError } from '../errors.js';
-import { numel, type DType } from '../ir/dtype.js';
-import { LazyTensor, type Tensor } from '../ir/tensor.js';
+import { numel, type DType } from '../core/dtype.js';
+import { LazyTensor, type Tensor } from '../core/tensor.js';
 import { ModelConfig } from '../models/config.js';
 import { architectureFor, supportedArchitectures } from '../models/registry.js';
 import { Weights, type WeightSource } from '../models/weights.js';

@@ -1,6 +1,6 @@
 import { ModelFormatError } from '../errors.js';
-import type { DType, TypedArray } from '../ir/dtype.js';
-import { f16ToF32, f32ToF16 } from '../tensors/convert.js';
+import type { DType, TypedArray } from '../core/dtype.js';
+import { f16ToF32, f32ToF16 } from '../core/float.js';
 import type { HostTensor } from './session.js';
 
 /** What a graph declares for one input. */

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { ConfigError, RuntimeFailure } from '../errors.js';
-import type { DType, TypedArray } from '../ir/dtype.js';
+import type { DType, TypedArray } from '../core/dtype.js';
 import type { Model } from '../ir/graph.js';
 import { encodeModel, loadModel, saveModel } from '../ir/serde.js';
 import { adaptFeed, adaptOutput, type InputSpec } from './adapt.js';

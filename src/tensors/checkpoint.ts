@@ -2,7 +2,7 @@ import { readJsonObject } from '../json.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
-import type { Tensor } from '../ir/tensor.js';
+import type { Tensor } from '../core/tensor.js';
 import { SafetensorsFile } from './safetensors.js';
 
 /**

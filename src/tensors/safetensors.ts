@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { ModelFormatError } from '../errors.js';
-import { byteSize, numel, type DType } from '../ir/dtype.js';
-import { ExternalTensor, type Tensor } from '../ir/tensor.js';
+import { byteSize, numel, type DType } from '../core/dtype.js';
+import { ExternalTensor, type Tensor } from '../core/tensor.js';
 import { atomicWrite } from './atomic.js';
 
 /** safetensors dtype names <-> ours. F8 types are recognised so such files can be described. */

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { Graph, Node, Value } from '../../src/ir/graph.js';
-import { tensor } from '../../src/ir/tensor.js';
+import { tensor } from '../../src/core/tensor.js';
 import { deadCodeElimination } from '../../src/ir/passes/dead-code-elimination.js';
 import { topologicalSort } from '../../src/ir/passes/topological-sort.js';
 import { uniqueNames } from '../../src/ir/passes/unique-names.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { Graph, allNodes } from '../../src/ir/graph.js';
-import { tensor } from '../../src/ir/tensor.js';
+import { tensor } from '../../src/core/tensor.js';
 import { decodeModel, encodeModel, loadModel, saveModel } from '../../src/ir/serde.js';
 import { Session, f32 } from '../../src/runtime/session.js';
 import { expectFormatError } from '../helpers.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fixture, readF32, relL2 } from '../helpers.js';
 import { buildComponent } from '../../src/models/convert.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
-import { castTensor } from '../../src/tensors/convert.js';
+import { castTensor } from '../../src/core/float.js';
 import { Session, f32, i64, type HostTensor } from '../../src/runtime/session.js';
 import type { Model } from '../../src/ir/graph.js';
 import { saveModel } from '../../src/ir/serde.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Model } from '../../src/ir/graph.js';
-import { InMemoryTensor, tensorData, type Tensor } from '../../src/ir/tensor.js';
+import { InMemoryTensor, tensorData, type Tensor } from '../../src/core/tensor.js';
 import { buildCLIPTextModel } from '../../src/models/clip-text.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';

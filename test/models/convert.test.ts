@@ -7,7 +7,7 @@ import { editedCopy, fixture, readF32, relL2 } from '../helpers.js';
 import { runCli } from '../cli/run-cli.js';
 import { Session, f32, i64 } from '../../src/runtime/session.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
-import { tensorData } from '../../src/ir/tensor.js';
+import { tensorData } from '../../src/core/tensor.js';
 
 const work = mkdtempSync(join(tmpdir(), 'convert-'));
 const sdOut = join(work, 'sd15');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ModelFormatError } from '../../src/errors.js';
 import type { Model } from '../../src/ir/graph.js';
-import { InMemoryTensor, type Tensor } from '../../src/ir/tensor.js';
+import { InMemoryTensor, type Tensor } from '../../src/core/tensor.js';
 import { buildFluxTransformer2DModel } from '../../src/models/flux-transformer-2d.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';

@@ -3,14 +3,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ModelFormatError } from '../../src/errors.js';
 import type { Model } from '../../src/ir/graph.js';
-import { InMemoryTensor, type Tensor } from '../../src/ir/tensor.js';
+import { InMemoryTensor, type Tensor } from '../../src/core/tensor.js';
 import { sincos2dPosEmbed } from '../../src/models/blocks/transformer-embeddings.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { buildSD3Transformer2DModel } from '../../src/models/sd3-transformer-2d.js';
 import { Weights } from '../../src/models/weights.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
-import { toFloat32 } from '../../src/tensors/convert.js';
+import { toFloat32 } from '../../src/core/float.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
 import { editedCopy, fixture, readF32, relL2 } from '../helpers.js';
 

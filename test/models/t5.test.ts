@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import type { Model } from '../../src/ir/graph.js';
-import { InMemoryTensor, tensorData, type Tensor } from '../../src/ir/tensor.js';
+import { InMemoryTensor, tensorData, type Tensor } from '../../src/core/tensor.js';
 import { Ctx } from '../../src/models/blocks/context.js';
 import { t5BucketTable, t5PositionBias, t5RelativeBucket } from '../../src/models/blocks/t5-relative-position.js';
 import { ModelConfig } from '../../src/models/config.js';
@@ -13,7 +13,7 @@ import { buildT5EncoderModel } from '../../src/models/t5-encoder.js';
 import { Weights } from '../../src/models/weights.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
-import { toFloat32 } from '../../src/tensors/convert.js';
+import { toFloat32 } from '../../src/core/float.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
 import { editedCopy, expectFormatError, fixture, readF32, relL2 } from '../helpers.js';
 

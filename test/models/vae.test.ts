@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { ModelFormatError } from '../../src/errors.js';
 import type { Model } from '../../src/ir/graph.js';
-import { InMemoryTensor } from '../../src/ir/tensor.js';
+import { InMemoryTensor } from '../../src/core/tensor.js';
 import { buildAutoencoderKL } from '../../src/models/autoencoder-kl.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';

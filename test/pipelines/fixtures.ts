@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tensorData } from '../../src/ir/tensor.js';
+import { tensorData } from '../../src/core/tensor.js';
 import type { FloatTensor } from '../../src/pipelines/pipeline.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
 import { fixture, readF32 } from '../helpers.js';

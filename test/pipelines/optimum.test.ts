@@ -7,7 +7,7 @@ import { loadPipeline } from '../../src/pipelines/index.js';
 import { fixture, readF32, relL2 } from '../helpers.js';
 import { optimumStyle } from '../optimum-style.js';
 import { e2eOptions, loopFile, tempDir } from './fixtures.js';
-import type { DType } from '../../src/ir/dtype.js';
+import type { DType } from '../../src/core/dtype.js';
 
 const tmp = tempDir('optimum');
 after(() => tmp.cleanup());

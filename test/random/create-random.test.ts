@@ -11,7 +11,7 @@ import { buildComponent, convert } from '../../src/models/convert.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { createRandomComponent, createRandomPipeline, parseSize, resolveComponent } from '../../src/random/create-random.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
-import { toFloat32 } from '../../src/tensors/convert.js';
+import { toFloat32 } from '../../src/core/float.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
 import { loadTokenizer } from '../../src/tokenizers/index.js';
 

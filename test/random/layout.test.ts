@@ -5,7 +5,7 @@ import { presetLayout, resolveComponent, pipelineSpecs } from '../../src/random/
 import { generate, initFor, hashName } from '../../src/random/init.js';
 import { PRESETS, presetNames } from '../../src/random/presets.js';
 import { scaleConfig } from '../../src/random/scale.js';
-import { f32ToBf16, f32ToF16 } from '../../src/tensors/convert.js';
+import { f32ToBf16, f32ToF16 } from '../../src/core/float.js';
 
 // Parameter counts from the layouts alone (no weights written). The first three are the
 // published figures of the released models; the others are what the released configs give.

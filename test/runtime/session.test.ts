@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
-import { tensor } from '../../src/ir/tensor.js';
+import { tensor } from '../../src/core/tensor.js';
 import { Session, f32 } from '../../src/runtime/session.js';
 import { adaptFeed, adaptOutput } from '../../src/runtime/adapt.js';
 import { ConfigError, RuntimeFailure } from '../../src/errors.js';
-import { f32ToF16 } from '../../src/tensors/convert.js';
+import { f32ToF16 } from '../../src/core/float.js';
 
 function model() {
   const b = new GraphBuilder();

@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
-import { toFloat32 } from '../../src/tensors/convert.js';
+import { toFloat32 } from '../../src/core/float.js';
 import { createScheduler, parseConfigJson, type Scheduler } from '../../src/schedulers/index.js';
 
 export const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/schedulers/', import.meta.url));

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
-import { f32ToBf16, toFloat32 } from '../../src/tensors/convert.js';
-import { tensorData } from '../../src/ir/tensor.js';
+import { f32ToBf16, toFloat32 } from '../../src/core/float.js';
+import { tensorData } from '../../src/core/tensor.js';
 import { ModelFormatError } from '../../src/errors.js';
 import { FIXTURES, fixture } from '../helpers.js';
 

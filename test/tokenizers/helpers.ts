@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
-import { tensorData } from '../../src/ir/tensor.js';
+import { tensorData } from '../../src/core/tensor.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 export const CLIP_DIR = join(FIXTURES, 'tokenizers', 'clip');

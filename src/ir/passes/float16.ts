@@ -1,6 +1,6 @@
-import { onnxDataType } from '../dtype.js';
+import { onnxDataType } from '../../core/dtype.js';
 import { Graph, Node, Value, type Model } from '../graph.js';
-import { castTensor } from '../../tensors/convert.js';
+import { castTensor } from '../../core/float.js';
 import type { Pass } from './pass.js';
 
 const FLOAT = onnxDataType('float32');

@@ -10,7 +10,7 @@
  */
 import { ModelFormatError } from '../../errors.js';
 import type { Value } from '../../ir/graph.js';
-import { InMemoryTensor } from '../../ir/tensor.js';
+import { InMemoryTensor } from '../../core/tensor.js';
 import type { Ctx } from './context.js';
 
 const f32 = Math.fround;

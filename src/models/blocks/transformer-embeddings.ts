@@ -1,6 +1,6 @@
 /** Embeddings of the DiT-style transformers (diffusers embeddings.py): conditioning and patches. */
 import type { Value } from '../../ir/graph.js';
-import { InMemoryTensor } from '../../ir/tensor.js';
+import { InMemoryTensor } from '../../core/tensor.js';
 import type { Ctx } from './context.js';
 import { timestepEmbedding, timestepProjection } from './embeddings.js';
 import { conv2d } from './layers.js';

@@ -1,5 +1,5 @@
-import { viewAs, type DType } from '../ir/dtype.js';
-import { LazyTensor, type Tensor } from '../ir/tensor.js';
+import { viewAs, type DType } from './dtype.js';
+import { LazyTensor, type Tensor } from './tensor.js';
 import { ConfigError } from '../errors.js';
 
 const f32 = new Float32Array(1);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensors/convert.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/core/float.js';
 
 test('f16 round trip of every finite half value is exact', () => {
   for (let h = 0; h < 0x10000; h++) {
