@@ -54,6 +54,8 @@ export class Node {
   readonly inputs: (Value | null)[] = [];
   readonly outputs: Value[] = [];
   readonly attributes = new Map<string, AttrValue>();
+  /** NodeProto.metadata_props (e.g. `namespace`: the module path the node belongs to) */
+  readonly metadata = new Map<string, string>();
   docString?: string;
   /** linked-list order inside the graph */
   prev?: Node;

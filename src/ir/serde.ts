@@ -110,6 +110,7 @@ function decodeGraph(gp: P, outer: Map<string, Value>[], ctx: Ctx): Graph {
   for (const np of gp.node ?? []) {
     const node = new Node(np.opType ?? '', np.name ?? '', np.domain ?? '');
     node.docString = np.docString || undefined;
+    for (const e of np.metadataProps ?? []) node.metadata.set(e.key ?? '', e.value ?? '');
     for (const o of np.output ?? []) {
       const v = new Value(o);
       node.outputs.push(v);
@@ -312,6 +313,7 @@ function encodeGraph(g: Graph, place?: Placement): P {
       name: n.name, opType: n.opType, domain: n.domain || undefined, docString: n.docString,
       input: n.inputs.map((v) => v?.name ?? ''), output: n.outputs.map((v) => v.name),
       attribute: [...n.attributes].map(([k, a]) => encodeAttr(k, a, place)),
+      metadataProps: n.metadata.size ? [...n.metadata].map(([key, value]) => ({ key, value })) : undefined,
     };
     nodes.push(np);
     for (const o of n.outputs) if (o.dtype && !io.has(o) && o.name) valueInfo.push({ name: o.name, type: encodeType(o) });
