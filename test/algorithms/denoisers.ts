@@ -1,0 +1,105 @@
+/** The fixture denoisers with their reference inputs, for algorithm tests: build, run, compare. */
+import type { Model } from '../../src/ir/graph.js';
+import { buildComponent } from '../../src/models/convert.js';
+import { Session, type HostTensor } from '../../src/runtime/session.js';
+import { SafetensorsFile } from '../../src/tensors/safetensors.js';
+import { fixture, readF32 } from '../helpers.js';
+import type { ComponentInfo } from '../../src/algorithms/algorithm.js';
+
+export interface FixtureDenoiser {
+  name: string;
+  component: ComponentInfo;
+  build(): Model;
+  feeds: Record<string, HostTensor>;
+  output: string;
+}
+
+const f32 = (r: { data: Float32Array; shape: number[] }, dims = r.shape): HostTensor => ({ dtype: 'float32', dims, data: r.data });
+
+function inputs(name: string): Record<string, { data: Float32Array; shape: number[] }> {
+  const file = fixture('models', name, 'reference.safetensors');
+  const out: Record<string, { data: Float32Array; shape: number[] }> = {};
+  for (const k of SafetensorsFile.open(file).names) if (k.startsWith('input.') && SafetensorsFile.open(file).tensor(k).dtype === 'float32') out[k.slice(6)] = readF32(file, k);
+  return out;
+}
+
+export function fluxDenoiser(): FixtureDenoiser {
+  const r = inputs('flux-transformer-tiny');
+  return {
+    name: 'flux-transformer-tiny',
+    component: { name: 'transformer', role: 'denoiser', architecture: 'FluxTransformer2DModel' },
+    build: () => buildComponent(fixture('models', 'flux-transformer-tiny')).model!,
+    feeds: {
+      hidden_states: f32(r.hidden_states!),
+      encoder_hidden_states: f32(r.encoder_hidden_states!),
+      pooled_projections: f32(r.pooled_projections!),
+      timestep: { dtype: 'float32', dims: [1], data: Float32Array.of(0.5) },
+      img_ids: f32(r.img_ids!, r.img_ids!.shape.slice(1)),
+      txt_ids: f32(r.txt_ids!, r.txt_ids!.shape.slice(1)),
+      guidance: f32(r.guidance!),
+    },
+    output: 'out_hidden_states',
+  };
+}
+
+export function unetDenoiser(): FixtureDenoiser {
+  const r = inputs('sd15-unet-tiny');
+  const batch = r.sample!.shape[0]!;
+  return {
+    name: 'sd15-unet-tiny',
+    component: { name: 'unet', role: 'denoiser', architecture: 'UNet2DConditionModel' },
+    build: () => buildComponent(fixture('models', 'sd15-unet-tiny')).model!,
+    feeds: {
+      sample: f32(r.sample!),
+      encoder_hidden_states: f32(r.encoder_hidden_states!),
+      timestep: { dtype: 'float32', dims: [batch], data: new Float32Array(batch).fill(501) },
+    },
+    output: 'out_sample',
+  };
+}
+
+export function sd3Denoiser(): FixtureDenoiser {
+  const r = inputs('sd3-transformer-tiny');
+  const batch = r.hidden_states!.shape[0]!;
+  return {
+    name: 'sd3-transformer-tiny',
+    component: { name: 'transformer', role: 'denoiser', architecture: 'SD3Transformer2DModel' },
+    build: () => buildComponent(fixture('models', 'sd3-transformer-tiny')).model!,
+    feeds: {
+      hidden_states: f32(r.hidden_states!),
+      encoder_hidden_states: f32(r.encoder_hidden_states!),
+      pooled_projections: f32(r.pooled_projections!),
+      timestep: { dtype: 'float32', dims: [batch], data: new Float32Array(batch).fill(500) },
+    },
+    output: 'out_hidden_states',
+  };
+}
+
+export function clipEncoder(): FixtureDenoiser {
+  const ids = SafetensorsFile.open(fixture('models', 'clip-text-tiny', 'reference.safetensors')).tensor('input.input_ids');
+  return {
+    name: 'clip-text-tiny',
+    component: { name: 'text_encoder', role: 'text_encoder', architecture: 'CLIPTextModel' },
+    build: () => buildComponent(fixture('models', 'clip-text-tiny')).model!,
+    feeds: { input_ids: { dtype: 'int64', dims: [...ids.shape], data: new BigInt64Array(ids.bytes().slice().buffer) } },
+    output: 'last_hidden_state',
+  };
+}
+
+/** Runs a model once on the denoiser's feeds; returns its output as float32. */
+export async function runOnce(model: Model, d: FixtureDenoiser): Promise<Float32Array> {
+  const s = await Session.create(model, { threads: 1 });
+  try {
+    const { outputs } = await s.run(d.feeds, [d.output]);
+    return outputs[d.output]!.data as Float32Array;
+  } finally {
+    await s.release();
+  }
+}
+
+/** op type -> count over the main graph */
+export function opCounts(model: Model): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const n of model.graph.nodes()) m.set(n.opType, (m.get(n.opType) ?? 0) + 1);
+  return m;
+}

@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { quantizeMatMulsDynamic } from '../../src/algorithms/quantizers/int8-dynamic.js';
+import { dequantizeColumnsInt8, quantizeColumnsInt8 } from '../../src/algorithms/quantizers/int8.js';
+import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
+import { modulePath } from '../../src/ir/modules.js';
+import { tensor } from '../../src/core/tensor.js';
+import { relL2 } from '../helpers.js';
+import { clipEncoder, fluxDenoiser, opCounts, runOnce, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
+
+async function quantize(d: FixtureDenoiser) {
+  const ref = await runOnce(d.build(), d);
+  const m = d.build();
+  const before = opCounts(m);
+  const excludedBefore = [...m.graph.nodes()].filter((n) => n.opType === 'MatMul' && !targetNodes(m.graph, d.component, {}).includes(n)).map((n) => n.name);
+  const count = quantizeMatMulsDynamic(m, targetNodes(m.graph, d.component, {}));
+  const after = opCounts(m);
+  return { m, count, before, after, excludedBefore, err: relL2(await runOnce(m, d), ref) };
+}
+
+test('int8 per-column weights: every dequantized weight within half a step of the float one', () => {
+  const w = tensor.f32([3, 2], [0.5, -2, 0.25, 1, -0.1, 0]);
+  const q = quantizeColumnsInt8(w);
+  assert.deepEqual([...new Float32Array(q.scale.bytes().slice().buffer)], [Math.fround(0.5 / 127), Math.fround(2 / 127)]);
+  const back = dequantizeColumnsInt8(q);
+  const x = new Float32Array(w.bytes().slice().buffer);
+  for (let i = 0; i < x.length; i++) assert.ok(Math.abs(back[i]! - x[i]!) <= (i % 2 ? 2 : 0.5) / 127 / 2 + 1e-7, `element ${i}`);
+});
+
+test('int8Dynamic on Flux: MatMuls become DynamicQuantizeMatMul with biases folded, excluded modules stay float', async () => {
+  const r = await quantize(fluxDenoiser());
+  assert.ok(r.count > 0);
+  assert.equal(r.after.get('DynamicQuantizeMatMul'), r.count);
+  assert.equal(r.before.get('MatMul')! - (r.after.get('MatMul') ?? 0), r.count);
+  assert.ok((r.after.get('Add') ?? 0) < r.before.get('Add')!, 'bias Adds folded');
+  // the excluded modules (x_embedder, context_embedder, time_text_embed*, *norm*, proj_out) keep float MatMuls
+  const still = new Set([...r.m.graph.nodes()].filter((n) => n.opType === 'MatMul').map((n) => n.name));
+  for (const name of r.excludedBefore) assert.ok(still.has(name), `${name} must stay float`);
+  const paths = r.excludedBefore.map((n) => n.split('/').slice(1, -1).join('.'));
+  for (const p of ['x_embedder', 'context_embedder', 'proj_out']) assert.ok(paths.includes(p), `${p} is excluded by default`);
+  assert.ok(paths.some((p) => p.startsWith('time_text_embed')));
+  assert.ok(paths.some((p) => /norm/.test(p)));
+  for (const n of r.m.graph.nodes()) if (n.opType === 'DynamicQuantizeMatMul') assert.ok(!/norm|embed|^proj_out$/.test(modulePath(n)), modulePath(n));
+  assert.ok(r.err < 5e-2, `relL2 ${r.err}`);
+  console.log(`int8Dynamic flux-transformer-tiny: ${r.count} MatMuls, relL2 ${r.err.toExponential(2)}`);
+});
+
+test('int8Dynamic on the UNet and CLIP: close to float', async () => {
+  for (const d of [unetDenoiser(), clipEncoder()]) {
+    const r = await quantize(d);
+    assert.ok(r.count > 0, d.name);
+    assert.ok(r.err < 5e-2, `${d.name}: relL2 ${r.err}`);
+    console.log(`int8Dynamic ${d.name}: ${r.count} MatMuls, relL2 ${r.err.toExponential(2)}`);
+  }
+});
+
+test('int8Dynamic: the VAE is not a default target; include and exclude globs choose modules', () => {
+  const d = fluxDenoiser();
+  const m = d.build();
+  assert.equal(targetNodes(m.graph, { name: 'vae_decoder', role: 'vae_decoder', architecture: 'AutoencoderKL' }, {}).length, 0);
+  const only = targetNodes(m.graph, d.component, { include: ['transformer_blocks.0.attn.*'] });
+  assert.ok(only.length > 0 && only.every((n) => modulePath(n).startsWith('transformer_blocks.0.attn.')));
+  const n = quantizeMatMulsDynamic(m, targetNodes(m.graph, d.component, { include: ['transformer_blocks.0.attn.*'], exclude: ['*to_out*'] }));
+  const q = [...m.graph.nodes()].filter((x) => x.opType === 'DynamicQuantizeMatMul').map(modulePath);
+  assert.equal(q.length, n);
+  assert.ok(q.length > 0 && q.every((p) => p.startsWith('transformer_blocks.0.attn.') && !p.includes('to_out')), q.join());
+});
