@@ -5,6 +5,8 @@
 import type { Algorithm } from './algorithm.js';
 import { qkv } from './factorizers/qkv.js';
 import { int8Dynamic } from './quantizers/int8-dynamic.js';
+import { int4WeightOnly } from './quantizers/int4-weight-only.js';
+import { int8WeightOnly } from './quantizers/int8-weight-only.js';
 
 export type Registry = ReadonlyMap<string, Algorithm>;
 
@@ -17,4 +19,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly] as Algorithm[]);

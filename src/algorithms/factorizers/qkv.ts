@@ -16,7 +16,7 @@ import { toFloat32 } from '../../core/float.js';
 import { Node, Value, type Graph, type Model } from '../../ir/graph.js';
 import { modulePath } from '../../ir/modules.js';
 import { defineAlgorithm, supported } from '../algorithm.js';
-import { biasAdd, constWeight2D } from '../quantizers/int8-dynamic.js';
+import { biasAdd, constWeight2D, dropUnused } from '../quantizers/linear.js';
 
 /** Projection leaf names by family, in q, k, v order; the fused module takes the family's name. */
 const FAMILIES: readonly { members: readonly string[]; fused: string }[] = [
@@ -100,23 +100,14 @@ function fuseGroup(g: Graph, parent: string, fusedName: string, members: Member[
     nodes.push(mk('Add', [mm, B], [y]));
   }
   const sizesV = g.addInitializer(`${prefix}.split_sizes`, new InMemoryTensor('int64', [sizes.length], BigInt64Array.from(sizes.map(BigInt))));
-  const outs = members.map((m) => (m.add ?? m.node).outputs[0]!);
   // Split writes straight into the values the readers already use, so no use needs redirecting
+  nodes.push(mk('Split', [y, sizesV], members.map((m) => (m.add ?? m.node).outputs[0]!), { axis: -1 }));
+  // before the earliest projection: every reader of a projection comes after it
+  const earliest = [...g.nodes()].find((n) => members.some((m) => m.node === n))!;
+  for (const n of nodes) g.insert(n, earliest);
   const olds = members.flatMap((m) => (m.add ? [m.node, m.add] : [m.node]));
   for (const n of olds) g.remove(n, true);
-  nodes.push(mk('Split', [y, sizesV], outs, { axis: -1 }));
-  const before = firstReader(g, outs);
-  for (const n of nodes) g.insert(n, before);
-  for (const m of members) {
-    if (!m.weight.uses.size) g.initializers.delete(m.weight.name);
-    if (m.bias && !m.bias.uses.size) g.initializers.delete(m.bias.name);
-  }
-}
-
-function firstReader(g: Graph, values: readonly Value[]): Node | undefined {
-  const users = new Set(values.flatMap((v) => [...v.uses].map((u) => u.node)));
-  for (const n of g.nodes()) if (users.has(n)) return n;
-  return undefined;
+  dropUnused(g, olds.flatMap((n) => n.inputs));
 }
 
 /** [K, N1] | [K, N2] | … → [K, ΣN] (float32). */

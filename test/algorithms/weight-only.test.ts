@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { packNBits, quantizeMatMulsNBits, unpackNBits, type NBitsOptions } from '../../src/algorithms/quantizers/nbits.js';
+import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
+import { constWeight2D } from '../../src/algorithms/quantizers/linear.js';
+import { toFloat32 } from '../../src/core/float.js';
+import { relL2 } from '../helpers.js';
+import { fluxDenoiser, opCounts, runOnce, sd3Denoiser } from './denoisers.js';
+
+/** The layer's weight error bound: relative L2 of the dequantized weights by bit width. */
+const LAYER_BOUND = { 4: 0.12, 8: 0.008 };
+
+/**
+ * Every dequantized weight that its block's range represents lies within half a step of its
+ * float value (the range search may clip a few extremes: those are bounded by the layer error),
+ * and the layer's relative L2 error stays under LAYER_BOUND.
+ */
+function assertBlockError(w: Float32Array, K: number, N: number, o: NBitsOptions): number {
+  const p = packNBits({ dtype: 'float32', shape: [K, N], byteLength: w.byteLength, bytes: () => new Uint8Array(w.buffer) }, o);
+  const back = unpackNBits(p, o);
+  const scales = toFloat32(p.scales);
+  const blocks = Math.ceil(K / o.blockSize);
+  const mid = 1 << (o.bits - 1);
+  for (let k = 0; k < K; k++) {
+    for (let n = 0; n < N; n++) {
+      const s = scales[n * blocks + Math.floor(k / o.blockSize)]!;
+      const v = w[k * N + n]!;
+      const e = Math.abs(back[k * N + n]! - v);
+      const representable = o.zeroPoints ? e < s * 2 ** o.bits : v >= -mid * s && v <= (mid - 1) * s;
+      if (representable && !o.zeroPoints) assert.ok(e <= s / 2 + 1e-6 * Math.abs(v) + 1e-7, `k=${k} n=${n}: error ${e} > half step ${s / 2}`);
+    }
+  }
+  const err = relL2(back, w);
+  assert.ok(err < LAYER_BOUND[o.bits], `layer weight relL2 ${err} at ${o.bits} bits`);
+  return err;
+}
+
+test('MatMulNBits packing: every weight within half a step of its block scale, 4 and 8 bits, with and without zero points, K not a multiple of the block', () => {
+  const K = 70;
+  const N = 5;
+  const w = Float32Array.from({ length: K * N }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 7)));
+  for (const bits of [4, 8] as const) for (const zeroPoints of [false, true]) for (const blockSize of [32, 64]) assertBlockError(w, K, N, { bits, blockSize, zeroPoints });
+});
+
+for (const [bits, bound] of [[4, 1e-1], [8, 5e-2]] as const) {
+  test(`int${bits}WeightOnly on Flux: MatMuls become MatMulNBits, excluded modules stay float, output within ${bound}`, async () => {
+    const d = fluxDenoiser();
+    const ref = await runOnce(d.build(), d);
+    const m = d.build();
+    const before = opCounts(m);
+    const targets = targetNodes(m.graph, d.component, {});
+    const weights = new Map(targets.filter((n) => n.opType === 'MatMul').map((n) => [n.name, constWeight2D(n)?.const]));
+    const o: NBitsOptions = { bits, blockSize: 32, zeroPoints: false };
+    const count = quantizeMatMulsNBits(m, targets, o);
+    const after = opCounts(m);
+    assert.ok(count > 0);
+    assert.equal(after.get('MatMulNBits'), count);
+    assert.equal(before.get('MatMul')! - after.get('MatMul')!, count);
+    // the per-layer weight error bound, on the weights actually replaced
+    for (const n of m.graph.nodes()) {
+      if (n.opType !== 'MatMulNBits') continue;
+      const w = weights.get(n.name.replace(/MatMulNBits(_\d+)?$/, 'MatMul$1'))!;
+      assert.ok(w, n.name);
+      assertBlockError(toFloat32(w), w.shape[0]!, w.shape[1]!, o);
+    }
+    assert.ok([...m.graph.nodes()].some((n) => n.opType === 'MatMul' && n.name === '/proj_out/MatMul'), 'proj_out stays float');
+    const err = relL2(await runOnce(m, d), ref);
+    console.log(`int${bits}WeightOnly flux-transformer-tiny: ${count} MatMuls, relL2 ${err.toExponential(2)}`);
+    assert.ok(err < bound, `relL2 ${err}`);
+  });
+}
+
+test('int4WeightOnly with zero points and block 64 on SD3 runs and stays within 1e-1', async () => {
+  const d = sd3Denoiser();
+  const ref = await runOnce(d.build(), d);
+  const m = d.build();
+  const count = quantizeMatMulsNBits(m, targetNodes(m.graph, d.component, {}), { bits: 4, blockSize: 64, zeroPoints: true });
+  assert.ok(count > 0);
+  const err = relL2(await runOnce(m, d), ref);
+  assert.ok(err < 1e-1, `relL2 ${err}`);
+});
