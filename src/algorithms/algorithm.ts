@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { Model } from '../ir/graph.js';
+import type { ProfileName } from '../runtime/profiles.js';
 
 export type AlgorithmKind = 'factorizer' | 'quantizer' | 'cacher' | 'compiler';
 
@@ -24,6 +25,8 @@ export interface SmashTarget {
   denoiser: DenoiserArchitecture;
   /** component folder names: `unet`, `transformer`, `text_encoder`, `vae_decoder`… */
   components: readonly string[];
+  /** where the smashed graphs will run (default cpu) */
+  provider?: ProfileName;
 }
 
 export type Support = { ok: true } | { ok: false; reason: string };

@@ -3,6 +3,7 @@
  * import side effects. A name registered twice is a programming error and throws.
  */
 import type { Algorithm } from './algorithm.js';
+import { ortCompile } from './compilers/ort-compile.js';
 import { qkv } from './factorizers/qkv.js';
 import { int8Dynamic } from './quantizers/int8-dynamic.js';
 import { int4WeightOnly } from './quantizers/int4-weight-only.js';
@@ -19,4 +20,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, ortCompile] as Algorithm[]);

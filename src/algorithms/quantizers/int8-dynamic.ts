@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import type { Tensor } from '../../core/tensor.js';
 import { Node, type Model, type Value } from '../../ir/graph.js';
-import { defineAlgorithm, supported } from '../algorithm.js';
+import { profileRuns } from '../../runtime/profiles.js';
+import { defineAlgorithm, supported, unsupported } from '../algorithm.js';
 import { quantizeColumnsInt8 } from './int8.js';
 import { biasAdd, constWeight2D, replaceLinear } from './linear.js';
 import { targetFields, targetNodes } from './targets.js';
@@ -40,7 +41,7 @@ export const int8Dynamic = defineAlgorithm({
   kind: 'quantizer',
   description: 'int8 weights per output channel, activations quantized at run time (DynamicQuantizeMatMul)',
   schema: z.object({ ...targetFields }),
-  supports: () => supported,
+  supports: (t) => (profileRuns(t.provider ?? 'cpu', 'com.microsoft.DynamicQuantizeMatMul') ? supported : unsupported(`${t.provider} has no DynamicQuantizeMatMul kernel (int8WeightOnly runs there)`)),
   apply(params) {
     return {
       transform(component, model) {

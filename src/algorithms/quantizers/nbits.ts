@@ -35,7 +35,6 @@ export function packNBits(w: Tensor, o: NBitsOptions): PackedWeight {
   const [K, N] = w.shape as [number, number];
   const x = toFloat32(w);
   const levels = (1 << o.bits) - 1;
-  const mid = 1 << (o.bits - 1);
   const blocks = Math.ceil(K / o.blockSize);
   const blob = (o.blockSize * o.bits) / 8;
   const packed = new Uint8Array(N * blocks * blob);

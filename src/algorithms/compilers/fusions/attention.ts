@@ -1,0 +1,90 @@
+/**
+ * Scaled dot-product attention on [B, S, H·D] projections → ONNX Runtime's `MultiHeadAttention`
+ * (one kernel: no [B, H, S, S] score tensor written and read back between ops):
+ *
+ *     q ─► Reshape[0,0,H,D] ─► Transpose(0,2,1,3) ─► Mul(√s) ─┐
+ *     k ─► Reshape[0,0,H,D] ─► Transpose(0,2,3,1) ─► Mul(√s) ─┴► MatMul ─► Softmax(-1) ─┐
+ *     v ─► Reshape[0,0,H,D] ─► Transpose(0,2,1,3) ───────────────────────────────────────┴► MatMul ─► Transpose(0,2,1,3) ─► Reshape[0,0,H·D] ─► out
+ *   ⇒
+ *     q, k, v ─► MultiHeadAttention(num_heads=H, scale=s) ─► out
+ *
+ * A scale on either side (or both) is accepted; scores with an added bias (T5, masks) are not fused.
+ */
+import type { Node, Value } from '../../../ir/graph.js';
+import { noMatch, type Rule } from '../../../ir/rewrite.js';
+import { constNumbers, constScalar, producedBy, sameInts, substitute } from './match.js';
+
+interface Heads {
+  x: Value;
+  heads: number;
+  headDim: number;
+}
+
+/** `x` [B, S, H·D] split into heads: Reshape [0, 0, H, D] then Transpose(perm). */
+function splitHeads(v: Value | null | undefined, perm: number[]): Heads | undefined {
+  const t = producedBy(v, 'Transpose');
+  if (!t || !sameInts(t.attrInts('perm'), perm)) return undefined;
+  const r = producedBy(t.inputs[0], 'Reshape');
+  const shape = constNumbers(r?.inputs[1]);
+  if (!r || !shape || shape.length !== 4 || shape[0] !== 0 || shape[1] !== 0 || !(shape[2]! > 0) || !(shape[3]! > 0)) return undefined;
+  return { x: r.inputs[0]!, heads: shape[2]!, headDim: shape[3]! };
+}
+
+/** A side of the scores product, with its optional scalar scale. */
+function scaled(v: Value | null | undefined, perm: number[]): { heads: Heads; scale: number } | undefined {
+  const m = producedBy(v, 'Mul');
+  if (m) {
+    for (const i of [0, 1]) {
+      const s = constScalar(m.inputs[1 - i]);
+      const h = s !== undefined ? splitHeads(m.inputs[i], perm) : undefined;
+      if (h) return { heads: h, scale: s! };
+    }
+  }
+  const h = splitHeads(v, perm);
+  return h && { heads: h, scale: 1 };
+}
+
+interface Match {
+  q: Value;
+  k: Value;
+  v: Value;
+  heads: number;
+  scale: number;
+  /** the final Reshape: everything the pattern reads is computed before it */
+  last: Node;
+}
+
+export const attentionFusion: Rule<Match> = {
+  name: 'attention-to-multi-head-attention',
+  anchor: 'Softmax',
+  match(softmax) {
+    if (softmax.attrInt('axis', -1) !== -1 && softmax.attrInt('axis', -1) !== 3) return noMatch('softmax is not over the last axis');
+    const scores = producedBy(softmax.inputs[0], 'MatMul');
+    if (!scores) return noMatch('softmax input is not a MatMul (an added bias or mask is not fused)');
+    const q = scaled(scores.inputs[0], [0, 2, 1, 3]);
+    const k = scaled(scores.inputs[1], [0, 2, 3, 1]);
+    if (!q || !k) return noMatch('q or kᵀ is not split into heads by Reshape + Transpose');
+    const probs = softmax.outputs[0]!;
+    if (probs.uses.size !== 1) return noMatch('the probabilities have other readers');
+    const [use] = probs.uses;
+    const pv = use!.node;
+    if (pv.opType !== 'MatMul' || pv.domain || use!.index !== 0) return noMatch('probabilities do not feed a MatMul with v');
+    const v = splitHeads(pv.inputs[1], [0, 2, 1, 3]);
+    if (!v) return noMatch('v is not split into heads');
+    if (q.heads.heads !== k.heads.heads || q.heads.heads !== v.heads || q.heads.headDim !== k.heads.headDim) return noMatch('q, k, v head layouts differ');
+    const pvOut = pv.outputs[0]!;
+    const t = pvOut.uses.size === 1 ? [...pvOut.uses][0]!.node : undefined;
+    if (!t || t.opType !== 'Transpose' || !sameInts(t.attrInts('perm'), [0, 2, 1, 3])) return noMatch('the output is not merged back by Transpose(0,2,1,3)');
+    const tOut = t.outputs[0]!;
+    const r = tOut.uses.size === 1 ? [...tOut.uses][0]!.node : undefined;
+    const shape = constNumbers(r?.inputs[1]);
+    if (!r || r.opType !== 'Reshape' || !shape || shape.length !== 3 || shape[0] !== 0 || shape[1] !== 0) return noMatch('the merged output is not reshaped to [B, S, H·D]');
+    return { q: q.heads.x, k: k.heads.x, v: v.x, heads: q.heads.heads, scale: q.scale * k.scale, last: r };
+  },
+  rewrite(m, softmax) {
+    substitute(softmax, m.last, 'MultiHeadAttention', 'com.microsoft', [m.q, m.k, m.v], {
+      num_heads: { type: 'int', value: m.heads },
+      scale: { type: 'float', value: m.scale },
+    });
+  },
+};

@@ -1,0 +1,51 @@
+/**
+ * ortCompile: our fusions where ONNX Runtime's own optimizer does not reach (attention to
+ * MultiHeadAttention, RMSNorm written as Mul(x, x), GELU's tanh form), restricted to what the
+ * target provider runs, then ONNX Runtime's optimizer at its highest level when the session is
+ * created.
+ */
+import { z } from 'zod';
+import type { Model } from '../../ir/graph.js';
+import { rulesPass, type Rule } from '../../ir/rewrite.js';
+import { deadCodeElimination } from '../../ir/passes/dead-code-elimination.js';
+import { profileRuns, type ProfileName } from '../../runtime/profiles.js';
+import { defineAlgorithm, supported } from '../algorithm.js';
+import { attentionFusion } from './fusions/attention.js';
+import { fastGeluFusion } from './fusions/fast-gelu.js';
+import { rmsNormFusion } from './fusions/rms-norm.js';
+
+/** Each fusion with the op it emits, so a profile can refuse it. */
+export const FUSIONS: readonly { rule: Rule<any>; emits: string }[] = [
+  { rule: attentionFusion, emits: 'com.microsoft.MultiHeadAttention' },
+  { rule: rmsNormFusion, emits: 'SimplifiedLayerNormalization' },
+  { rule: fastGeluFusion, emits: 'com.microsoft.FastGelu' },
+];
+
+/** Applies the fusions the profile can run; returns how often each fired. */
+export function fuse(model: Model, profile: ProfileName): Map<string, number> {
+  const pass = rulesPass('ort-compile-fusions', FUSIONS.filter((f) => profileRuns(profile, f.emits)).map((f) => f.rule));
+  pass.run(model);
+  if (pass.fired.size) {
+    deadCodeElimination.run(model);
+    model.opsetImports.set('com.microsoft', 1);
+  }
+  return pass.fired;
+}
+
+export const ortCompile = defineAlgorithm({
+  name: 'ortCompile',
+  kind: 'compiler',
+  description: 'fuses attention, RMSNorm and tanh-GELU into ONNX Runtime kernels, then runs ORT’s optimizer at its highest level',
+  schema: z.object({
+    fusions: z.boolean().default(true).describe('apply our fusions before ONNX Runtime’s optimizer'),
+  }),
+  supports: () => supported,
+  apply(p, target) {
+    return {
+      transform(_component, model) {
+        if (p.fusions) fuse(model, target.provider ?? 'cpu');
+        return model;
+      },
+    };
+  },
+});
