@@ -38,7 +38,7 @@ export interface ComponentInfo {
   /** folder name: `unet`, `transformer`, `text_encoder_2`… */
   name: string;
   /** what it does in the pipeline */
-  role: 'denoiser' | 'text_encoder' | 'vae_decoder' | 'vae_encoder';
+  role: 'denoiser' | 'text_encoder' | 'vae_decoder' | 'vae_encoder' | 'other';
   architecture: string;
 }
 

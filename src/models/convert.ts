@@ -22,6 +22,11 @@ export interface ConvertOptions {
   /** progress per component: tensors written so far out of the total */
   onProgress?: (component: string, done: number, total: number) => void;
   onWarning?: (message: string) => void;
+  /**
+   * Rewrites each graph before it is written (`smash convert --quantize`): `component` is the
+   * output folder name (`unet`, `vae_decoder`…); the class is in the model's `diffusers.class_name`.
+   */
+  transform?: (component: string, model: Model) => Model;
 }
 
 /** Builds the graph(s) of one diffusers/transformers component folder (config.json + safetensors). */
@@ -105,10 +110,11 @@ export function convert(src: string, out: string, opts: ConvertOptions = {}): { 
 function writeComponent(folder: string, root: string, name: string | undefined, opts: ConvertOptions): string[] {
   const models = buildComponent(folder, opts);
   const written: string[] = [];
-  for (const [key, model] of Object.entries(models)) {
+  for (const [key, built] of Object.entries(models)) {
     const sub = key === 'model' ? (name ?? '') : `${name ?? 'vae'}_${key}`;
     const dir = join(root, sub);
     const label = sub || basename(resolve(folder));
+    const model = opts.transform ? opts.transform(label, built) : built;
     mkdirSync(dir, { recursive: true });
     saveModel(model, join(dir, 'model.onnx'), { onTensor: (d, t) => opts.onProgress?.(label, d, t) });
     writeFileSync(join(dir, 'config.json'), readFileSync(join(folder, 'config.json')));

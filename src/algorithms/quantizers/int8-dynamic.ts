@@ -10,7 +10,7 @@ import type { Tensor } from '../../core/tensor.js';
 import { Node, type Model, type Value } from '../../ir/graph.js';
 import { profileRuns } from '../../runtime/profiles.js';
 import { defineAlgorithm, supported, unsupported } from '../algorithm.js';
-import { quantizeColumnsInt8 } from './int8.js';
+import { lazyQuantizeColumnsInt8 } from './int8.js';
 import { biasAdd, constWeight2D, replaceLinear } from './linear.js';
 import { targetFields, targetNodes } from './targets.js';
 
@@ -24,7 +24,7 @@ export function quantizeMatMulsDynamic(model: Model, nodes: readonly Node[]): nu
     if (node.opType !== 'MatMul' || node.domain || node.graph !== g) continue;
     const w = constWeight2D(node);
     if (!w) continue;
-    const { q, scale } = quantizeColumnsInt8(w.const!);
+    const { q, scale } = lazyQuantizeColumnsInt8(w.const!);
     const folded = biasAdd(node, w.const!.shape[1]!);
     const init = (suffix: string, t: Tensor): Value => g.initializers.get(`${w.name}_${suffix}`) ?? g.addInitializer(`${w.name}_${suffix}`, t);
     const dq = new Node('DynamicQuantizeMatMul', node.name.replace(/MatMul(_\d+)?$/, 'DynamicQuantizeMatMul$1'), MS_DOMAIN);

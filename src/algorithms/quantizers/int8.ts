@@ -3,7 +3,7 @@
  * (torchao's int8 weights, ONNX Runtime's per-channel quantize_dynamic), so zero stays exact
  * and no zero point is needed.
  */
-import { InMemoryTensor, type Tensor } from '../../core/tensor.js';
+import { InMemoryTensor, LazyTensor, type Tensor } from '../../core/tensor.js';
 import { toFloat32 } from '../../core/float.js';
 
 export interface Int8Weight {
@@ -33,6 +33,28 @@ export function quantizeColumnsInt8(w: Tensor): Int8Weight {
     for (let n = 0; n < N; n++) q[row + n] = Math.max(-127, Math.min(127, Math.round(x[row + n]! / scale[n]!)));
   }
   return { q: new InMemoryTensor('int8', [K, N], q), scale: new InMemoryTensor('float32', [N], scale) };
+}
+
+/**
+ * The same, computed when the tensors are first read (when a graph is saved or handed to a
+ * session), so converting a checkpoint larger than memory streams: the float weight is read once
+ * for both tensors, and the result is dropped as soon as both have been read.
+ */
+export function lazyQuantizeColumnsInt8(w: Tensor): Int8Weight {
+  const [K, N] = w.shape as [number, number];
+  let memo: Int8Weight | undefined;
+  const pending = new Set<'q' | 'scale'>();
+  const read = (part: 'q' | 'scale') => () => {
+    if (!memo) {
+      memo = quantizeColumnsInt8(w);
+      pending.add('q').add('scale');
+    }
+    const bytes = memo[part].bytes();
+    pending.delete(part);
+    if (!pending.size) memo = undefined;
+    return bytes;
+  };
+  return { q: new LazyTensor('int8', [K, N], read('q')), scale: new LazyTensor('float32', [N], read('scale')) };
 }
 
 /** The float weight the int8 one stands for (for error bounds and tests). */
