@@ -46,6 +46,8 @@ export interface ComponentInfo {
 export interface Application {
   /** Rewrites a component's graph before its session is created; returns the model unchanged when it does not apply. */
   transform?(component: ComponentInfo, model: Model): Model;
+  /** The module paths `transform` would change in this graph, without changing it (`smash optimize --explain`). */
+  touches?(component: ComponentInfo, model: Model): string[];
 }
 
 export interface Algorithm<S extends z.ZodObject = z.ZodObject> {

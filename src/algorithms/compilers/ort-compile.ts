@@ -6,7 +6,8 @@
  */
 import { z } from 'zod';
 import type { Model } from '../../ir/graph.js';
-import { rulesPass, type Rule } from '../../ir/rewrite.js';
+import { modulePath } from '../../ir/modules.js';
+import { NoMatch, rulesPass, tryRule, type Rule } from '../../ir/rewrite.js';
 import { deadCodeElimination } from '../../ir/passes/dead-code-elimination.js';
 import { profileRuns, type ProfileName } from '../../runtime/profiles.js';
 import { defineAlgorithm, supported } from '../algorithm.js';
@@ -21,9 +22,13 @@ export const FUSIONS: readonly { rule: Rule<any>; emits: string }[] = [
   { rule: fastGeluFusion, emits: 'com.microsoft.FastGelu' },
 ];
 
+function rulesFor(profile: ProfileName): Rule<any>[] {
+  return FUSIONS.filter((f) => profileRuns(profile, f.emits)).map((f) => f.rule);
+}
+
 /** Applies the fusions the profile can run; returns how often each fired. */
 export function fuse(model: Model, profile: ProfileName): Map<string, number> {
-  const pass = rulesPass('ort-compile-fusions', FUSIONS.filter((f) => profileRuns(profile, f.emits)).map((f) => f.rule));
+  const pass = rulesPass('ort-compile-fusions', rulesFor(profile));
   pass.run(model);
   if (pass.fired.size) {
     deadCodeElimination.run(model);
@@ -45,6 +50,11 @@ export const ortCompile = defineAlgorithm({
       transform(_component, model) {
         if (p.fusions) fuse(model, target.provider ?? 'cpu');
         return model;
+      },
+      touches: (_component, model) => {
+        if (!p.fusions) return [];
+        const rules = rulesFor(target.provider ?? 'cpu');
+        return [...new Set(model.graph.nodeList().filter((n) => rules.some((r) => !(tryRule(r, n) instanceof NoMatch))).map(modulePath))];
       },
     };
   },

@@ -37,8 +37,14 @@ interface Member {
   order: number;
 }
 
-/** Fuses every q/k/v group of the main graph; returns the number of fused groups. */
-export function fuseQkv(model: Model): number {
+interface Group {
+  parent: string;
+  fusedName: string;
+  members: Member[];
+}
+
+/** The q/k/v groups of the main graph that can fuse: projections of one attention reading one input. */
+export function qkvGroups(model: Model): Group[] {
   const g = model.graph;
   const groups = new Map<string, Member[]>();
   const inputIds = new Map<Value, number>();
@@ -58,7 +64,7 @@ export function fuseQkv(model: Model): number {
     list.push({ node, weight, add: b?.add, bias: b?.bias, order: FAMILIES[fam]!.members.indexOf(leaf) });
     groups.set(key, list);
   }
-  let fused = 0;
+  const out: Group[] = [];
   for (const [key, members] of groups) {
     const [parent, fam] = key.split('\u0000') as [string, string];
     if (members.length < 2) continue;
@@ -68,10 +74,16 @@ export function fuseQkv(model: Model): number {
     if (members.some((m) => !m.bias) && members.some((m) => m.bias)) continue;
     if (new Set(members.map((m) => m.order)).size !== members.length) continue;
     members.sort((a, b) => a.order - b.order);
-    fuseGroup(g, parent, FAMILIES[Number(fam)]!.fused, members);
-    fused++;
+    out.push({ parent, fusedName: FAMILIES[Number(fam)]!.fused, members });
   }
-  return fused;
+  return out;
+}
+
+/** Fuses every q/k/v group of the main graph; returns the number of fused groups. */
+export function fuseQkv(model: Model): number {
+  const groups = qkvGroups(model);
+  for (const { parent, fusedName, members } of groups) fuseGroup(model.graph, parent, fusedName, members);
+  return groups.length;
 }
 
 function fuseGroup(g: Graph, parent: string, fusedName: string, members: Member[]): void {
@@ -145,6 +157,8 @@ export const qkv = defineAlgorithm({
         if (component.role === 'denoiser' || component.role === 'text_encoder') fuseQkv(model);
         return model;
       },
+      touches: (component, model) =>
+        component.role === 'denoiser' || component.role === 'text_encoder' ? qkvGroups(model).flatMap((g) => g.members.map((m) => modulePath(m.node))) : [],
     };
   },
 });

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { defineAlgorithm, supported } from '../algorithm.js';
 import { quantizeMatMulsNBits } from './nbits.js';
-import { targetFields, targetNodes } from './targets.js';
+import { targetFields, targetLinears, targetNodes } from './targets.js';
 
 export const weightOnlyFields = {
   blockSize: z.union([z.literal(32), z.literal(64), z.literal(128)]).default(32).describe('weights per scale along K: 32, 64 or 128'),
@@ -22,6 +22,7 @@ export const int4WeightOnly = defineAlgorithm({
         quantizeMatMulsNBits(model, targetNodes(model.graph, component, p), { bits: 4, blockSize: p.blockSize, zeroPoints: p.zeroPoints });
         return model;
       },
+      touches: (component, model) => targetLinears(model.graph, component, p),
     };
   },
 });

@@ -12,7 +12,7 @@ import { profileRuns } from '../../runtime/profiles.js';
 import { defineAlgorithm, supported, unsupported } from '../algorithm.js';
 import { lazyQuantizeColumnsInt8 } from './int8.js';
 import { biasAdd, constWeight2D, replaceLinear } from './linear.js';
-import { targetFields, targetNodes } from './targets.js';
+import { targetFields, targetLinears, targetNodes } from './targets.js';
 
 export const MS_DOMAIN = 'com.microsoft';
 
@@ -48,6 +48,7 @@ export const int8Dynamic = defineAlgorithm({
         quantizeMatMulsDynamic(model, targetNodes(model.graph, component, params));
         return model;
       },
+      touches: (component, model) => targetLinears(model.graph, component, params),
     };
   },
 });

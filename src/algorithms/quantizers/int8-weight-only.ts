@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineAlgorithm, supported } from '../algorithm.js';
 import { weightOnlyFields } from './int4-weight-only.js';
 import { quantizeMatMulsNBits } from './nbits.js';
-import { targetNodes } from './targets.js';
+import { targetLinears, targetNodes } from './targets.js';
 
 export const int8WeightOnly = defineAlgorithm({
   name: 'int8WeightOnly',
@@ -17,6 +17,7 @@ export const int8WeightOnly = defineAlgorithm({
         quantizeMatMulsNBits(model, targetNodes(model.graph, component, p), { bits: 8, blockSize: p.blockSize, zeroPoints: p.zeroPoints });
         return model;
       },
+      touches: (component, model) => targetLinears(model.graph, component, p),
     };
   },
 });

@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import type { Graph, Node } from '../../ir/graph.js';
-import { selectNodes } from '../../ir/modules.js';
+import { modulePath, selectNodes } from '../../ir/modules.js';
+import { constWeight2D } from './linear.js';
 import type { ComponentInfo } from '../algorithm.js';
 
 /** Default excludes by component architecture; a component absent here (the VAE) is skipped unless `include` names it. */
@@ -37,4 +38,9 @@ export function targetNodes(graph: Graph, component: ComponentInfo, t: Targets):
   const defaults = DEFAULT_EXCLUDES[component.architecture];
   if (!defaults && !t.include) return [];
   return selectNodes(graph, { include: t.include ?? ['*'], exclude: t.exclude ?? defaults ?? [] });
+}
+
+/** The linear layers (MatMul by a constant weight) a quantizer would replace: its `touches`. */
+export function targetLinears(graph: Graph, component: ComponentInfo, t: Targets): string[] {
+  return [...new Set(targetNodes(graph, component, t).filter((n) => n.opType === 'MatMul' && !n.domain && constWeight2D(n)).map(modulePath))];
 }
