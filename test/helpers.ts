@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,4 +68,27 @@ export function expectFormatError(fn: () => unknown, code: string, ...mentions: 
     for (const m of mentions) assert.ok(typeof m === 'string' ? e.message.includes(m) : m.test(e.message), `message names ${m}: ${e.message}`);
     return true;
   });
+}
+
+/**
+ * Tensor and value counts of a checkpoint folder, read straight from its safetensors headers
+ * (8-byte length, JSON; not through src/), so expected figures come from the checkpoint itself.
+ * Files named reference.safetensors (test references, not weights) are left out.
+ */
+export function checkpointCounts(dir: string): { tensors: number; count: number; byDtype: Record<string, { tensors: number; count: number }> } {
+  const out = { tensors: 0, count: 0, byDtype: {} as Record<string, { tensors: number; count: number }> };
+  for (const name of readdirSync(dir).filter((n) => n.endsWith('.safetensors') && n !== 'reference.safetensors')) {
+    const buf = readFileSync(join(dir, name));
+    const header = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString('utf8')) as Record<string, { dtype: string; shape: number[] }>;
+    for (const [key, entry] of Object.entries(header)) {
+      if (key === '__metadata__') continue;
+      const n = entry.shape.reduce((a, b) => a * b, 1);
+      out.tensors++;
+      out.count += n;
+      const d = (out.byDtype[entry.dtype] ??= { tensors: 0, count: 0 });
+      d.tensors++;
+      d.count += n;
+    }
+  }
+  return out;
 }

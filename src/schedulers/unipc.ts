@@ -92,6 +92,11 @@ export class UniPCMultistepScheduler extends SchedulerBase {
       // the noise-prediction update computes 0 * inf on the last step (NaN in diffusers too)
       throw cfg.unsupported('final_sigmas_type', ['sigma_min'], 'with predict_x0 = false');
     }
+    if (this.bh1 && this.finalSigmas === 'zero') {
+      // B(h) = h is -inf on the step to sigma 0: diffusers 0.30.3 ends in NaN, so there is no
+      // reference to match; bh2 or final_sigmas_type sigma_min are referenced
+      throw cfg.unsupported('final_sigmas_type', ['sigma_min'], 'with solver_type = bh1, whose last step is NaN in diffusers; bh2 allows zero');
+    }
     this.spacing = cfg.oneOf('timestep_spacing', TIMESTEP_SPACINGS);
     this.stepsOffset = cfg.num('steps_offset', { integer: true });
     this.config = cfg.values;

@@ -18,7 +18,8 @@ const TIMESTEPS = [999, 501, 1];
 function build(dir: string): { model: Model; weights: Weights } {
   const weights = new Weights(Checkpoint.open(dir));
   const { model } = buildUNet2DConditionModel(ModelConfig.load(dir), weights);
-  assert.ok(model);
+  // every tensor of the checkpoint went into the graph (a layer left out would leave its weights unread)
+  assert.deepEqual(weights.unused(), [], `${dir}: checkpoint tensors the builder did not read`);
   return { model, weights };
 }
 

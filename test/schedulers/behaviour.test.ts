@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { ConfigError, SmashError } from '../../src/errors.js';
 import { calculateShift, createScheduler, type Scheduler } from '../../src/schedulers/index.js';
 import { Generator } from '../../src/tensors/random.js';
-import { openFixture, standInModel } from './fixture-util.js';
+import { openFixture, relL2, standInModel } from './fixture-util.js';
 
 function run(s: Scheduler, x0: Float32Array, opts: { seed?: number } = {}): Float32Array {
   const g = opts.seed === undefined ? undefined : new Generator(opts.seed);
@@ -47,8 +47,10 @@ test('setTimesteps resets multistep history: a second run is identical', () => {
     const a = run(s, fx.get('x0'));
     s.setTimesteps(fx.steps);
     const b = run(s, fx.get('x0'));
-    assert.deepEqual(a, b, name);
-    assert.deepEqual(a, fx.get(`x.${s.timesteps.length - 1}`).map((v, i) => (Math.abs(v - a[i]!) < 1e-4 ? a[i]! : v)), name);
+    assert.deepEqual(a, b, `${name}: the second run is bit for bit the first`);
+    // and both are the reference's final sample (a history left over would drift from it)
+    const err = relL2(b, fx.get(`x.${s.timesteps.length - 1}`));
+    assert.ok(err < 1e-5, `${name}: second run vs diffusers' final sample, relative L2 ${err}`);
   }
 });
 
@@ -94,36 +96,7 @@ test('timestep spacings and options beyond the fixtures behave as in diffusers',
   assert.deepEqual(ts('DPMSolverMultistepScheduler', { timestep_spacing: 'trailing' }, 4), [999, 749, 499, 249]);
   assert.deepEqual(ts('LCMScheduler', {}, 2), [999, 499]);
 
-  // every supported option runs to a finite result
-  const variants: [string, object][] = [
-    ['EulerDiscreteScheduler', { use_karras_sigmas: true }],
-    ['EulerDiscreteScheduler', { interpolation_type: 'log_linear' }],
-    ['EulerDiscreteScheduler', { timestep_type: 'continuous', prediction_type: 'v_prediction' }],
-    ['EulerDiscreteScheduler', { final_sigmas_type: 'sigma_min', rescale_betas_zero_snr: true, timestep_spacing: 'trailing' }],
-    ['DPMSolverMultistepScheduler', { solver_order: 3 }],
-    ['DPMSolverMultistepScheduler', { solver_type: 'heun', use_lu_lambdas: true }],
-    ['DPMSolverMultistepScheduler', { final_sigmas_type: 'sigma_min', lower_order_final: false, euler_at_final: true }],
-    ['DPMSolverMultistepScheduler', { lambda_min_clipped: -5.1, prediction_type: 'v_prediction' }],
-    ['UniPCMultistepScheduler', { solver_order: 3 }],
-    ['UniPCMultistepScheduler', { solver_type: 'bh1', use_karras_sigmas: true }],
-    ['UniPCMultistepScheduler', { predict_x0: false, final_sigmas_type: 'sigma_min', disable_corrector: [0, 1] }],
-    ['DDIMScheduler', { beta_schedule: 'squaredcos_cap_v2', prediction_type: 'sample' }],
-    ['DDIMScheduler', { beta_schedule: 'linear', rescale_betas_zero_snr: true, timestep_spacing: 'trailing', prediction_type: 'v_prediction' }],
-    ['DDPMScheduler', { beta_schedule: 'sigmoid', variance_type: 'fixed_small_log' }],
-    ['DDPMScheduler', { variance_type: 'fixed_large', prediction_type: 'v_prediction' }],
-    ['PNDMScheduler', { skip_prk_steps: true, prediction_type: 'v_prediction', timestep_spacing: 'linspace' }],
-    ['EulerAncestralDiscreteScheduler', { prediction_type: 'v_prediction', rescale_betas_zero_snr: true, timestep_spacing: 'trailing' }],
-    ['FlowMatchEulerDiscreteScheduler', { shift: 1.0 }],
-  ];
-  const x0 = new Generator(3).randn(64);
-  for (const [cls, extra] of variants) {
-    const s = createScheduler({ _class_name: cls, ...base, ...extra });
-    for (const n of [1, 2, 7, 20]) {
-      s.setTimesteps(n);
-      const x = run(s, x0.map((v) => v * s.initNoiseSigma), { seed: 1 });
-      assert.ok(x.every(Number.isFinite), `${cls} ${JSON.stringify(extra)} n=${n}`);
-    }
-  }
+  // the option sets beyond the fixtures are compared with diffusers' trajectories in options.test.ts
 });
 
 test('calculateShift matches the Flux pipeline formula', () => {

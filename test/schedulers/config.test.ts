@@ -54,6 +54,7 @@ test('unsupported values name the key, the value and what is supported', () => {
     ['UniPCMultistepScheduler', { solver_type: 'bh3' }, 'solver_type', ['bh1', 'bh2']],
     ['UniPCMultistepScheduler', { solver_p: { _class_name: 'DDIMScheduler' } }, 'solver_p', ['null']],
     ['UniPCMultistepScheduler', { predict_x0: false }, 'final_sigmas_type', ['predict_x0', 'sigma_min']],
+    ['UniPCMultistepScheduler', { solver_type: 'bh1' }, 'final_sigmas_type', ['bh1', 'sigma_min']],
     ['DDPMScheduler', { variance_type: 'learned_range' }, 'variance_type', ['fixed_small']],
     ['LCMScheduler', { thresholding: true }, 'thresholding', []],
     ['FlowMatchEulerDiscreteScheduler', { use_karras_sigmas: true }, 'use_karras_sigmas', []],

@@ -7,9 +7,11 @@ import { toFloat32 } from '../../src/core/float.js';
 import { createScheduler, parseConfigJson, type Scheduler } from '../../src/schedulers/index.js';
 
 export const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/schedulers/', import.meta.url));
+/** Trajectories for the option sets beyond the copied fixtures, made by scripts/fixtures/scheduler_trajectories.py. */
+export const OPTIONS_DIR = join(FIXTURE_DIR, 'options');
 
-export function fixtureNames(): string[] {
-  return readdirSync(FIXTURE_DIR).filter((n) => n.endsWith('.safetensors')).map((n) => n.replace(/\.safetensors$/, '')).sort();
+export function fixtureNames(dir = FIXTURE_DIR): string[] {
+  return readdirSync(dir).filter((n) => n.endsWith('.safetensors')).map((n) => n.replace(/\.safetensors$/, '')).sort();
 }
 
 export interface Fixture {
@@ -22,8 +24,8 @@ export interface Fixture {
   get(key: string): Float32Array;
 }
 
-export function openFixture(name: string): Fixture {
-  const f = SafetensorsFile.open(join(FIXTURE_DIR, `${name}.safetensors`));
+export function openFixture(name: string, dir = FIXTURE_DIR): Fixture {
+  const f = SafetensorsFile.open(join(dir, `${name}.safetensors`));
   const md = f.metadata;
   const mu = md['mu'] && md['mu'] !== 'None' ? Number(md['mu']) : undefined;
   return {

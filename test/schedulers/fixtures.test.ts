@@ -33,7 +33,7 @@ test('a wrong config fails the comparison', () => {
     ['dpmpp2m_sd15', { solver_order: 1 }],
     ['euler_sd15', { prediction_type: 'v_prediction' }],
     ['ddim_sd15', { steps_offset: 0 }],
-    ['unipc_sd15', { solver_type: 'bh1' }],
+    ['unipc_sd15', { solver_type: 'bh1', final_sigmas_type: 'sigma_min' }],
     ['flowmatch_sd3', { shift: 1.0 }],
   ];
   for (const [name, change] of cases) {
