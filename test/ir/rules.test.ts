@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
-import { NoMatch, rulesPass, tryRule } from '../../src/ir/rewrite.js';
+import { NoMatch, noMatch, rulesPass, tryRule, type Rule } from '../../src/ir/rewrite.js';
+import type { Node } from '../../src/ir/graph.js';
 import { identityElimination } from '../../src/ir/rules/identity-elimination.js';
 import { transposeFold } from '../../src/ir/rules/transpose-fold.js';
 import { Session, f32 } from '../../src/runtime/session.js';
@@ -70,4 +71,31 @@ test('transpose-fold does not fire when the first Transpose has other readers', 
   assert.match(r.reason, /other readers/);
   assert.ok(tryRule(transposeFold, t1.producer!) instanceof NoMatch);
   assert.equal(rulesPass('fold', [transposeFold]).run(m).changed, false);
+});
+
+/** A rule anchored at Relu that removes the Neg right after it (its sibling in node order). */
+const dropNextNeg: Rule<{ neg: Node }> = {
+  name: 'drop-next-neg',
+  anchor: 'Relu',
+  match(node) {
+    const neg = node.next;
+    if (!neg || neg.opType !== 'Neg' || neg.inputs[0] !== node.outputs[0]) return noMatch('no Neg after this Relu');
+    return { neg };
+  },
+  rewrite({ neg }, node) {
+    node.graph!.replaceAllUses(neg.outputs[0]!, node.outputs[0]!);
+    node.graph!.remove(neg);
+  },
+};
+
+test('a rule that removes the node after its anchor fires at every anchor in one round', () => {
+  const b = new GraphBuilder();
+  let v = b.input('x', 'float32', [2, 3, 4]);
+  for (let i = 0; i < 5; i++) v = b.op('Neg', [b.op('Relu', [v])]);
+  b.output(v, 'y');
+  const m = b.model();
+  const p = rulesPass('drop', [dropNextNeg], 1);
+  p.run(m);
+  assert.equal(p.fired.get('drop-next-neg'), 5);
+  assert.deepEqual(m.graph.nodeList().map((n) => n.opType), ['Relu', 'Relu', 'Relu', 'Relu', 'Relu']);
 });
