@@ -11,7 +11,7 @@ export { topologicalSort } from './ir/passes/topological-sort.js';
 export { uniqueNames } from './ir/passes/unique-names.js';
 export { float16 } from './ir/passes/float16.js';
 export { extractSubgraph } from './ir/extract.js';
-export { rulesPass, tryRule, noMatch, NoMatch, type Rule } from './ir/rewrite.js';
+export { rulesPass, tryRule, noMatch, NoMatch, RulesLimitError, type Rule, type RulesPass, type RulesPassOptions, type RulesPassResult } from './ir/rewrite.js';
 export { SafetensorsFile, writeSafetensors } from './tensors/safetensors.js';
 export { Checkpoint } from './tensors/checkpoint.js';
 export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, toFloat32, castTensor } from './core/float.js';
