@@ -7,7 +7,7 @@ import { FIXTURES, fixture } from '../helpers.js';
 import { runCli } from './run-cli.js';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { tensor } from '../../src/core/tensor.js';
-import { saveModel } from '../../src/ir/serde.js';
+import { saveModel } from '../../src/ir/model-file.js';
 
 test('inspect --json: sd15-unet-tiny has 684 F32 tensors and 827,476 parameters', async () => {
   const r = await runCli(['inspect', fixture('models/sd15-unet-tiny'), '--json']);

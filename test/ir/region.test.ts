@@ -9,7 +9,7 @@ import { Value, type Model, type Node } from '../../src/ir/graph.js';
 import { tensor } from '../../src/core/tensor.js';
 import { convexHull, gateRegion, newInputs } from '../../src/ir/region.js';
 import { deadCodeElimination } from '../../src/ir/passes/dead-code-elimination.js';
-import { loadModel, saveModel } from '../../src/ir/serde.js';
+import { loadModel, saveModel } from '../../src/ir/model-file.js';
 import { buildFluxTransformer2DModel } from '../../src/models/flux-transformer-2d.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';
