@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
 import { numel, type DType } from '../core/dtype.js';
 import { allNodes, type Dim, type Graph, type Value } from '../ir/graph.js';
-import { loadModel } from '../ir/serde.js';
+import { loadModel } from '../ir/model-file.js';
 import { Checkpoint, findWeights } from '../tensors/checkpoint.js';
 
 export interface IOInfo { name: string; dtype: DType | 'unknown'; shape: Dim[] | null }

@@ -57,10 +57,18 @@ export class Node {
   /** NodeProto.metadata_props (e.g. `namespace`: the module path the node belongs to) */
   readonly metadata = new Map<string, string>();
   docString?: string;
-  /** linked-list order inside the graph */
-  prev?: Node;
-  next?: Node;
+  /** @internal this node's box in its graph's node list (a new one each time it is inserted) */
+  link?: Link;
   constructor(public opType: string, public name = '', public domain = '') {}
+
+  /** The node after this one in its graph (undefined when last or not in a graph). */
+  get next(): Node | undefined {
+    return this.link && !this.link.erased ? this.link.next.node : undefined;
+  }
+  /** The node before this one in its graph. */
+  get prev(): Node | undefined {
+    return this.link && !this.link.erased ? this.link.prev.node : undefined;
+  }
 
   attr(name: string): AttrValue | undefined {
     return this.attributes.get(name);
@@ -108,19 +116,32 @@ export function toAttr(v: AttrInput): AttrValue {
 }
 
 /**
- * A graph: inputs, outputs, initializers and nodes in an order that survives removal while
- * iterating (a linked list: `for (const n of graph.nodes())` may remove `n`).
+ * A box in a graph's circular node list (as onnx-ir's DoublyLinkedSet). Removing a node erases
+ * its box but keeps the box's `next`, so an iterator standing on it (or on a chain of erased
+ * boxes) goes on to the next live node; a re-inserted node gets a new box.
+ */
+class Link {
+  prev: Link = this;
+  next: Link = this;
+  erased = false;
+  constructor(readonly node?: Node) {}
+}
+
+/**
+ * A graph: inputs, outputs, initializers and nodes in an order that survives mutation while
+ * iterating: `for (const n of graph.nodes())` may remove `n` or any other node (removed nodes are
+ * never visited, the iteration never ends early) and insert nodes (those inserted after the
+ * current position are visited).
  */
 export class Graph {
   readonly inputs: Value[] = [];
   readonly outputs: Value[] = [];
   readonly initializers = new Map<string, Value>();
-  /** type information for intermediate values, kept to round-trip value_info */
   docString?: string;
   /** set for subgraphs: the node that owns this graph through an attribute */
   parentNode?: Node;
-  private head?: Node;
-  private tail?: Node;
+  /** sentinel of the circular node list */
+  private readonly root = new Link();
   private count = 0;
   constructor(public name = 'main_graph') {}
 
@@ -129,44 +150,45 @@ export class Graph {
   }
 
   *nodes(): Generator<Node> {
-    let n = this.head;
-    while (n) {
-      const next = n.next;
-      yield n;
-      n = next;
-    }
+    for (let l = this.root.next; l !== this.root; l = l.next) if (!l.erased) yield l.node!;
   }
 
   nodeList(): Node[] {
     return [...this.nodes()];
   }
 
-  /** Appends (or inserts before `before`) a node; wires its input uses. */
+  /**
+   * Appends (or inserts before `before`) a node; wires its input uses, including those of nodes in
+   * its subgraphs that read values of enclosing graphs.
+   */
   insert(node: Node, before?: Node): Node {
     if (node.graph) throw new Error(`node ${node.name} already belongs to a graph`);
+    if (before && before.graph !== this) throw new Error(`node ${before.name} is not in graph ${this.name}`);
+    const at = before ? before.link! : this.root;
+    const link = new Link(node);
+    link.prev = at.prev;
+    link.next = at;
+    at.prev.next = link;
+    at.prev = link;
+    node.link = link;
     node.graph = this;
-    if (before) {
-      node.prev = before.prev;
-      node.next = before;
-      if (before.prev) before.prev.next = node;
-      else this.head = node;
-      before.prev = node;
-    } else {
-      node.prev = this.tail;
-      if (this.tail) this.tail.next = node;
-      else this.head = node;
-      this.tail = node;
-    }
     this.count++;
     node.inputs.forEach((v, i) => v?.uses.add({ node, index: i }));
     node.outputs.forEach((v, i) => {
       v.producer = node;
       v.outputIndex = i;
     });
+    for (const { node: n, index, value } of capturedReads(node)) {
+      if (![...value.uses].some((u) => u.node === n && u.index === index)) value.uses.add({ node: n, index });
+    }
     return node;
   }
 
-  /** Removes a node and its input uses. Its outputs must have no uses left (unless `force`). */
+  /**
+   * Removes a node and its input uses, and the uses its subgraphs' nodes make of values of
+   * enclosing graphs (a removed If no longer keeps those values alive). Its outputs must have no
+   * uses left (unless `force`).
+   */
   remove(node: Node, force = false): void {
     if (node.graph !== this) throw new Error(`node ${node.name} is not in graph ${this.name}`);
     if (!force) {
@@ -175,11 +197,14 @@ export class Graph {
       }
     }
     for (const v of node.inputs) if (v) for (const u of [...v.uses]) if (u.node === node) v.uses.delete(u);
-    if (node.prev) node.prev.next = node.next;
-    else this.head = node.next;
-    if (node.next) node.next.prev = node.prev;
-    else this.tail = node.prev;
-    node.prev = node.next = undefined;
+    for (const { node: n, index, value } of capturedReads(node)) {
+      for (const u of [...value.uses]) if (u.node === n && u.index === index) value.uses.delete(u);
+    }
+    const link = node.link!;
+    link.prev.next = link.next;
+    link.next.prev = link.prev;
+    link.erased = true; // keeps link.next for iterators standing here
+    node.link = undefined;
     node.graph = undefined;
     this.count--;
   }
@@ -243,6 +268,30 @@ export class Model {
   functions: unknown[] = [];
   trainingInfo: unknown[] = [];
   constructor(public graph: Graph) {}
+}
+
+/**
+ * The inputs of nodes inside `node`'s subgraphs (at any depth) that read values defined outside
+ * them: the captures through which an If/Loop/Scan body reads its enclosing scopes.
+ */
+function capturedReads(node: Node): { node: Node; index: number; value: Value }[] {
+  const subgraphs = node.subgraphs();
+  if (!subgraphs.length) return [];
+  const own = new Set<Value>();
+  const inner: Node[] = [];
+  const collect = (g: Graph) => {
+    for (const v of g.inputs) own.add(v);
+    for (const v of g.initializers.values()) own.add(v);
+    for (const n of g.nodes()) {
+      inner.push(n);
+      for (const o of n.outputs) own.add(o);
+      for (const sg of n.subgraphs()) collect(sg);
+    }
+  };
+  for (const sg of subgraphs) collect(sg);
+  const out: { node: Node; index: number; value: Value }[] = [];
+  for (const n of inner) n.inputs.forEach((v, index) => { if (v && !own.has(v)) out.push({ node: n, index, value: v }); });
+  return out;
 }
 
 /** Every node of a graph and of its subgraphs, depth first. */

@@ -1,21 +1,19 @@
 /**
- * The only module that touches protobuf: ModelProto <-> ir.Model, and external data.
- * Uses protobufjs with the ONNX schema in onnx.proto.
+ * The only module that touches protobuf: ModelProto bytes <-> ir.Model. No file I/O: external
+ * data is handed to a resolver (model-file.ts gives one that reads beside the .onnx file), and
+ * encoding asks a placement callback where each initializer's bytes go.
+ * The ONNX schema is compiled into onnx-schema.ts (scripts/gen-onnx-schema.mjs), not read at run time.
  */
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { ModelFormatError } from '../errors.js';
 import { byteSize, dtypeFromOnnx, numel, onnxDataType, type DType } from '../core/dtype.js';
 import { Graph, Model, Node, Value, type AttrValue, type Dim } from './graph.js';
-import { ExternalTensor, InMemoryTensor, type Tensor } from '../core/tensor.js';
+import { InMemoryTensor, type Tensor } from '../core/tensor.js';
+import { onnxSchema } from './onnx-schema.js';
 
-// onnx.proto sits beside this file in src/; from dist/ir/ the same relative path reaches it.
-const PROTO_PATH = fileURLToPath(new URL('../../src/ir/onnx.proto', import.meta.url));
 let root: protobuf.Root | undefined;
 function types() {
-  root ??= protobuf.loadSync(PROTO_PATH);
+  root ??= protobuf.Root.fromJSON(onnxSchema);
   return { ModelProto: root.lookupType('onnx.ModelProto') };
 }
 
@@ -34,20 +32,26 @@ function num(x: unknown): number {
   return Number(x ?? 0);
 }
 
-export interface LoadOptions {
-  /** folder that external-data locations are relative to (default: the model file's folder) */
-  baseDir?: string;
+/** A tensor stored outside the protobuf: where its bytes are, as the TensorProto says. */
+export interface ExternalDataRef {
+  location: string;
+  offset: number;
+  /** bytes, when the TensorProto gives it */
+  length?: number;
+  dtype: DType;
+  shape: number[];
+  /** the initializer's name */
+  tensor: string;
+}
+
+export interface DecodeOptions {
   /** file name used in error messages */
   file?: string;
+  /** turns external-data references into tensors (without it, external data is an error) */
+  external?: (ref: ExternalDataRef) => Tensor;
 }
 
-/** Reads an .onnx file. External data stays on disk (ExternalTensor), checked for location and range. */
-export function loadModel(path: string): Model {
-  if (!existsSync(path)) throw new ModelFormatError('FILE_MISSING', 'no such ONNX file', { file: path });
-  return decodeModel(readFileSync(path), { baseDir: dirname(path), file: path });
-}
-
-export function decodeModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
+export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): Model {
   const file = opts.file ?? '<memory>';
   let mp: P;
   try {
@@ -56,7 +60,7 @@ export function decodeModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
     throw new ModelFormatError('ONNX_PROTOBUF', `not a valid ONNX protobuf (${(e as Error).message})`, { file, cause: e });
   }
   if (!mp.graph) throw new ModelFormatError('ONNX_NO_GRAPH', 'ModelProto has no graph (not an ONNX model?)', { file });
-  const ctx: Ctx = { file, baseDir: opts.baseDir ? resolve(opts.baseDir) : undefined, fileSizes: new Map() };
+  const ctx: Ctx = { file, external: opts.external };
   const model = new Model(decodeGraph(mp.graph, [], ctx));
   model.irVersion = num(mp.irVersion);
   model.opsetImports = new Map((mp.opsetImport ?? []).map((o: P) => [o.domain ?? '', num(o.version)]));
@@ -73,8 +77,7 @@ export function decodeModel(bytes: Uint8Array, opts: LoadOptions = {}): Model {
 
 interface Ctx {
   file: string;
-  baseDir?: string;
-  fileSizes: Map<string, number>;
+  external?: (ref: ExternalDataRef) => Tensor;
 }
 
 function decodeType(t: P): { dtype?: DType; shape?: Dim[] } {
@@ -177,28 +180,6 @@ function decodeAttr(a: P, scopes: Map<string, Value>[], ctx: Ctx): AttrValue {
   }
 }
 
-/** Resolves an external-data location, refusing anything outside the model's folder. */
-export function resolveExternalPath(baseDir: string, location: string, file: string, tensor?: string): string {
-  const where = { file, tensor };
-  if (!location || isAbsolute(location) || location.startsWith('\\') || /^[a-zA-Z]:/.test(location)) {
-    throw new ModelFormatError('EXTERNAL_DATA_PATH', `external-data location '${location}' is absolute or empty; it must be relative to the model's folder`, where);
-  }
-  const norm = normalize(location);
-  if (norm === '..' || norm.startsWith(`..${sep}`) || norm.split(/[\\/]/).includes('..')) {
-    throw new ModelFormatError('EXTERNAL_DATA_PATH', `external-data location '${location}' leaves the model's folder`, where);
-  }
-  const full = join(baseDir, norm);
-  if (!existsSync(full)) throw new ModelFormatError('EXTERNAL_DATA_MISSING', `external-data file '${location}' does not exist`, where);
-  // a symlink may still point out of the folder
-  const realBase = realpathSync(baseDir);
-  const real = realpathSync(full);
-  const rel = relative(realBase, real);
-  if (rel.startsWith('..') || isAbsolute(rel)) {
-    throw new ModelFormatError('EXTERNAL_DATA_PATH', `external-data location '${location}' resolves outside the model's folder (${real})`, where);
-  }
-  return real;
-}
-
 function decodeTensor(tp: P, ctx: Ctx): Tensor {
   const name: string = tp.name ?? '';
   const where = { file: ctx.file, tensor: name };
@@ -208,21 +189,14 @@ function decodeTensor(tp: P, ctx: Ctx): Tensor {
   if (!shape.every((d: number) => Number.isSafeInteger(d) && d >= 0)) throw new ModelFormatError('ONNX_SHAPE', `bad dims [${shape}]`, where);
   const length = byteSize(dtype, numel(shape));
   if (tp.dataLocation === 1) {
-    if (!ctx.baseDir) throw new ModelFormatError('EXTERNAL_DATA_PATH', 'external data needs the model loaded from a file', where);
+    if (!ctx.external) throw new ModelFormatError('EXTERNAL_DATA_PATH', 'external data needs the model loaded from a file', where);
     const kv = new Map<string, string>((tp.externalData ?? []).map((e: P) => [e.key, e.value]));
-    const location = kv.get('location') ?? '';
-    const path = resolveExternalPath(ctx.baseDir, location, ctx.file, name);
     const offset = Number(kv.get('offset') ?? 0);
-    const len = kv.has('length') ? Number(kv.get('length')) : length;
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(len) || len < 0) {
+    const len = kv.has('length') ? Number(kv.get('length')) : undefined;
+    if (!Number.isSafeInteger(offset) || offset < 0 || (len !== undefined && (!Number.isSafeInteger(len) || len < 0))) {
       throw new ModelFormatError('EXTERNAL_DATA_RANGE', `bad offset/length '${kv.get('offset')}'/'${kv.get('length')}'`, where);
     }
-    let size = ctx.fileSizes.get(path);
-    if (size === undefined) ctx.fileSizes.set(path, (size = statSync(path).size));
-    if (offset + len > size) {
-      throw new ModelFormatError('EXTERNAL_DATA_RANGE', `offset ${offset} + length ${len} is beyond '${location}' (${size} bytes)`, where);
-    }
-    return new ExternalTensor(dtype, shape, path, offset, len, name);
+    return ctx.external({ location: kv.get('location') ?? '', offset, length: len, dtype, shape, tensor: name });
   }
   if (tp.rawData && tp.rawData.length) {
     if (tp.rawData.length !== length) throw new ModelFormatError('TENSOR_SIZE', `raw_data has ${tp.rawData.length} bytes, shape needs ${length}`, where);
@@ -340,102 +314,4 @@ export function encodeModel(model: Model, place?: Placement): Uint8Array {
     functions: model.functions, trainingInfo: model.trainingInfo,
   };
   return ModelProto.encode(ModelProto.fromObject(mp)).finish();
-}
-
-export interface SaveOptions {
-  /** keep weights in external files (default true; ONNX protobuf cannot exceed 2 GB) */
-  externalData?: boolean;
-  /** name of the (first) external file; later ones get `.1`, `.2`… (default `<model>.onnx_data`… `model.onnx_data`) */
-  dataFile?: string;
-  /** start a new external file before this many bytes (default 1.9e9: under 2 GB, and under protobuf's 2 GiB, per file) */
-  maxFileBytes?: number;
-  /** tensors smaller than this stay inline (default 1024 bytes) */
-  sizeThreshold?: number;
-  /** called after each initializer is written: (done, total) */
-  onTensor?: (done: number, total: number) => void;
-}
-
-const ALIGN = 4096;
-
-/**
- * Saves a model to `path` with weights in external data files beside it (4 KiB-aligned offsets,
- * files split below 2 GB). Everything is written under temporary names and renamed into place
- * at the end; afterwards the model's external initializers point at the new files.
- */
-export function saveModel(model: Model, path: string, opts: SaveOptions = {}): void {
-  const dir = dirname(resolve(path));
-  mkdirSync(dir, { recursive: true });
-  const external = opts.externalData ?? true;
-  const maxBytes = opts.maxFileBytes ?? 1.9e9;
-  const threshold = opts.sizeThreshold ?? 1024;
-  const base = opts.dataFile ?? `${basename(path)}_data`;
-  const stamp = `${process.pid}.${Date.now()}`;
-  interface Out { name: string; tmp: string; fd: number; size: number }
-  const files: Out[] = [];
-  const placed: { value: Value; location: string; offset: number; length: number; t: Tensor }[] = [];
-  const valueOf = new Map<string, Value>();
-  const collect = (g: Graph) => {
-    for (const [k, v] of g.initializers) valueOf.set(k, v);
-    for (const n of g.nodes()) for (const sg of n.subgraphs()) collect(sg);
-  };
-  collect(model.graph);
-  let done = 0;
-  const place: Placement | undefined = external
-    ? (name, t) => {
-        opts.onTensor?.(++done, valueOf.size);
-        if (t.byteLength < threshold) return undefined;
-        let f = files[files.length - 1];
-        const start = f ? Math.ceil(f.size / ALIGN) * ALIGN : 0;
-        if (!f || (start + t.byteLength > maxBytes && f.size > 0)) {
-          const fname = files.length === 0 ? base : `${base}.${files.length}`;
-          f = { name: fname, tmp: join(dir, `.${fname}.${stamp}.tmp`), fd: -1, size: 0 };
-          f.fd = openSync(f.tmp, 'w');
-          files.push(f);
-        }
-        const offset = Math.ceil(f.size / ALIGN) * ALIGN;
-        if (offset > f.size) writeAllAt(f.fd, new Uint8Array(offset - f.size), f.size);
-        writeAllAt(f.fd, t.bytes(), offset);
-        f.size = offset + t.byteLength;
-        const v = valueOf.get(name);
-        if (v) placed.push({ value: v, location: f.name, offset, length: t.byteLength, t });
-        return { location: f.name, offset, length: t.byteLength };
-      }
-    : undefined;
-  const tmpModel = join(dir, `.${basename(path)}.${stamp}.tmp`);
-  try {
-    const bytes = encodeModel(model, place);
-    const fd = openSync(tmpModel, 'w');
-    try {
-      writeAllAt(fd, bytes, 0);
-    } finally {
-      closeSync(fd);
-    }
-    for (const f of files) closeSync(f.fd);
-    for (const f of files) renameSync(f.tmp, join(dir, f.name));
-    renameSync(tmpModel, path);
-  } catch (e) {
-    for (const f of files) {
-      try { closeSync(f.fd); } catch { /* already closed */ }
-      rmSync(f.tmp, { force: true });
-    }
-    rmSync(tmpModel, { force: true });
-    throw e;
-  }
-  // the old files may have been replaced: point the model at what was just written
-  for (const p of placed) p.value.const = new ExternalTensor(p.t.dtype, p.t.shape, join(dir, p.location), p.offset, p.length, p.value.name);
-}
-
-function writeAllAt(fd: number, b: Uint8Array, pos: number) {
-  let done = 0;
-  while (done < b.byteLength) done += writeSync(fd, b, done, b.byteLength - done, pos + done);
-}
-
-/** Size of a file in bytes (used by inspect for external files). */
-export function fileSize(path: string): number {
-  const fd = openSync(path, 'r');
-  try {
-    return fstatSync(fd).size;
-  } finally {
-    closeSync(fd);
-  }
 }

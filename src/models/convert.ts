@@ -5,7 +5,7 @@ import { ConfigError, ModelFormatError } from '../errors.js';
 import type { DType } from '../core/dtype.js';
 import type { Model } from '../ir/graph.js';
 import { float16 } from '../ir/passes/float16.js';
-import { saveModel } from '../ir/serde.js';
+import { saveModel } from '../ir/model-file.js';
 import { Checkpoint } from '../tensors/checkpoint.js';
 import { ModelConfig } from './config.js';
 import { architectureFor, supportedArchitectures } from './registry.js';

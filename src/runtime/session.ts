@@ -6,7 +6,8 @@ import ort from 'onnxruntime-node';
 import { ConfigError, RuntimeFailure } from '../errors.js';
 import type { DType, TypedArray } from '../core/dtype.js';
 import type { Model } from '../ir/graph.js';
-import { encodeModel, loadModel, saveModel } from '../ir/serde.js';
+import { encodeModel } from '../ir/serde.js';
+import { loadModel, saveModel } from '../ir/model-file.js';
 import { adaptFeed, adaptOutput, type InputSpec } from './adapt.js';
 import { isProvider, providerUnavailable, PROVIDERS, type ProviderName } from './providers.js';
 

@@ -7,7 +7,7 @@ import { FIXTURES, checkpointCounts, fixture } from '../helpers.js';
 import { runCli } from './run-cli.js';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { tensor } from '../../src/core/tensor.js';
-import { saveModel } from '../../src/ir/serde.js';
+import { saveModel } from '../../src/ir/model-file.js';
 
 test('inspect --json: sd15-unet-tiny counts the tensors and values its safetensors header lists', async () => {
   const want = checkpointCounts(fixture('models/sd15-unet-tiny'));

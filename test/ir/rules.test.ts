@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
-import { NoMatch, rulesPass, tryRule } from '../../src/ir/rewrite.js';
+import { NoMatch, noMatch, rulesPass, RulesLimitError, tryRule, type Rule } from '../../src/ir/rewrite.js';
+import { PassError, runPasses } from '../../src/ir/passes/pass.js';
+import type { Node } from '../../src/ir/graph.js';
 import { identityElimination } from '../../src/ir/rules/identity-elimination.js';
 import { transposeFold } from '../../src/ir/rules/transpose-fold.js';
 import { Session, f32 } from '../../src/runtime/session.js';
@@ -70,4 +72,87 @@ test('transpose-fold does not fire when the first Transpose has other readers', 
   assert.match(r.reason, /other readers/);
   assert.ok(tryRule(transposeFold, t1.producer!) instanceof NoMatch);
   assert.equal(rulesPass('fold', [transposeFold]).run(m).changed, false);
+});
+
+/** A rule anchored at Relu that removes the Neg right after it (its sibling in node order). */
+const dropNextNeg: Rule<{ neg: Node }> = {
+  name: 'drop-next-neg',
+  anchor: 'Relu',
+  match(node) {
+    const neg = node.next;
+    if (!neg || neg.opType !== 'Neg' || neg.inputs[0] !== node.outputs[0]) return noMatch('no Neg after this Relu');
+    return { neg };
+  },
+  rewrite({ neg }, node) {
+    node.graph!.replaceAllUses(neg.outputs[0]!, node.outputs[0]!);
+    node.graph!.remove(neg);
+  },
+};
+
+test('a rule that removes the node after its anchor fires at every anchor in one round', () => {
+  const b = new GraphBuilder();
+  let v = b.input('x', 'float32', [2, 3, 4]);
+  for (let i = 0; i < 5; i++) v = b.op('Neg', [b.op('Relu', [v])]);
+  b.output(v, 'y');
+  const m = b.model();
+  const p = rulesPass('drop', [dropNextNeg], { maxRounds: 1, onLimit: 'stop' });
+  p.run(m);
+  assert.equal(p.fired.get('drop-next-neg'), 5);
+  assert.deepEqual(m.graph.nodeList().map((n) => n.opType), ['Relu', 'Relu', 'Relu', 'Relu', 'Relu']);
+});
+
+test('rulesPass rewrites inside If branches too (at any depth)', async () => {
+  // y = If(cond) then Relu(Identity(Identity(x))) else Neg(x), the then-branch nested one If deeper
+  const inner = new GraphBuilder('inner_then');
+  const b = new GraphBuilder();
+  const x = b.input('x', 'float32', [2, 3, 4]);
+  const cond = b.input('cond', 'bool', []);
+  inner.output(inner.op('Relu', [inner.op('Identity', [inner.op('Identity', [x])])]), 'inner_y');
+  const innerElse = new GraphBuilder('inner_else');
+  innerElse.output(innerElse.op('Neg', [x]), 'inner_else_y');
+  const thenB = new GraphBuilder('then');
+  thenB.output(thenB.op('If', [cond], { then_branch: inner.graph, else_branch: innerElse.graph }), 'then_y');
+  const elseB = new GraphBuilder('else');
+  elseB.output(elseB.op('Neg', [x]), 'else_y');
+  b.output(b.op('If', [cond], { then_branch: thenB.graph, else_branch: elseB.graph }), 'y');
+  const m = b.model();
+  const p = rulesPass('cleanup', [identityElimination]);
+  const r = p.run(m);
+  assert.ok(r.changed);
+  assert.equal(p.fired.get('identity-elimination'), 2);
+  assert.deepEqual(inner.graph.nodeList().map((n) => n.opType), ['Relu']);
+  assert.equal(inner.graph.nodeList()[0]!.inputs[0], x);
+  const s = await Session.create(m);
+  const { outputs } = await s.run({ x: f32([2, 3, 4], xs), cond: { dtype: 'bool', dims: [], data: Uint8Array.of(1) } });
+  assert.deepEqual([...(outputs.y!.data as Float32Array)], xs);
+});
+
+/** A rule that always fires: it flips an attribute back and forth, so the pass never converges. */
+const flipForever: Rule<Node> = {
+  name: 'flip-forever',
+  anchor: 'Relu',
+  match: (node) => node,
+  rewrite: (_m, node) => { node.attributes.set('flip', { type: 'int', value: 1 - node.attrInt('flip', 0) }); },
+};
+
+test('rulesPass reports running out of rounds: an error by default, a result field on request', () => {
+  const build = () => {
+    const b = new GraphBuilder();
+    b.output(b.op('Relu', [b.input('x', 'float32', [2])]), 'y');
+    return b.model();
+  };
+  assert.throws(() => rulesPass('loop', [flipForever], { maxRounds: 3 }).run(build()), (e: unknown) => {
+    assert.ok(e instanceof RulesLimitError);
+    assert.equal(e.code, 'RULES_ROUND_LIMIT');
+    assert.match(e.message, /'loop'.*3 rounds.*flip-forever/);
+    return true;
+  });
+  assert.throws(() => runPasses(build(), [rulesPass('loop', [flipForever], { maxRounds: 2 })]), (e: unknown) => e instanceof PassError && /loop/.test(e.message));
+  const r = rulesPass('loop', [flipForever], { maxRounds: 4, onLimit: 'stop' }).run(build());
+  assert.equal(r.limitReached, true);
+  assert.equal(r.rounds, 4);
+  // a pass that converges says so
+  const ok = rulesPass('cleanup', [identityElimination]).run(build());
+  assert.equal(ok.limitReached, false);
+  assert.equal(ok.rounds, 1);
 });

@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { Graph, allNodes } from '../../src/ir/graph.js';
 import { tensor } from '../../src/core/tensor.js';
-import { decodeModel, encodeModel, loadModel, saveModel } from '../../src/ir/serde.js';
+import { decodeModel, encodeModel } from '../../src/ir/serde.js';
+import { loadModel, saveModel } from '../../src/ir/model-file.js';
 import { Session, f32 } from '../../src/runtime/session.js';
 import { expectFormatError } from '../helpers.js';
 
@@ -132,4 +133,16 @@ test('external data outside the model folder, out of range, or missing is refuse
   const p = tampered(() => ({}));
   truncateSync(join(p, '..', 'model.onnx_data'), 100);
   expectFormatError(() => loadModel(p), 'EXTERNAL_DATA_RANGE');
+});
+
+test('serde.ts is protobuf <-> IR only: no file I/O, and src/ir imports nothing above ir/, core/ and errors', () => {
+  const serde = readFileSync('src/ir/serde.ts', 'utf8');
+  assert.ok(!/from 'node:(fs|path)'/.test(serde), 'serde.ts does file I/O');
+  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : []));
+  for (const f of walk('src/ir')) {
+    for (const [, spec] of readFileSync(f, 'utf8').matchAll(/from '(\.[^']+)'/g)) {
+      const target = join(dirname(f), spec!);
+      assert.ok(/^src\/(ir|core)\//.test(target) || target === 'src/errors.js', `${f} imports ${spec}`);
+    }
+  }
 });

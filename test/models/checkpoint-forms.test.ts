@@ -9,7 +9,7 @@ import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors
 import { castTensor } from '../../src/core/float.js';
 import { Session, f32, i64, type HostTensor } from '../../src/runtime/session.js';
 import type { Model } from '../../src/ir/graph.js';
-import { saveModel } from '../../src/ir/serde.js';
+import { saveModel } from '../../src/ir/model-file.js';
 import { optimumStyle } from '../optimum-style.js';
 
 const UNET = fixture('models/sd15-unet-tiny');

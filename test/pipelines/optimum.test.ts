@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { convert } from '../../src/models/convert.js';
-import { loadModel, saveModel } from '../../src/ir/serde.js';
+import { loadModel, saveModel } from '../../src/ir/model-file.js';
 import { loadPipeline } from '../../src/pipelines/index.js';
 import { fixture, readF32, relL2 } from '../helpers.js';
 import { optimumStyle } from '../optimum-style.js';

@@ -2,6 +2,7 @@ import { onnxDataType } from '../../core/dtype.js';
 import { Graph, Node, Value, type Model } from '../graph.js';
 import { castTensor } from '../../core/float.js';
 import type { Pass } from './pass.js';
+import { inferDtypes } from '../infer.js';
 
 const FLOAT = onnxDataType('float32');
 const FLOAT16 = onnxDataType('float16');
@@ -17,14 +18,16 @@ export const float16: Pass = {
   name: 'float16',
   run(model: Model) {
     const g = model.graph;
-    let changed = convertGraph(g);
+    inferDtypes(g);
+    const keep = float32Islands(g);
+    let changed = convertGraph(g, keep);
     const first = g.nodeList()[0];
     for (const input of g.inputs) {
-      if (input.dtype !== 'float32' || input.uses.size === 0) continue;
+      const uses = input.useList().filter((u) => !keep.has(u.node));
+      if (input.dtype !== 'float32' || uses.length === 0) continue;
       const cast = new Node('Cast', `${input.name}_to_fp16`);
       cast.attributes.set('to', { type: 'int', value: FLOAT16 });
       cast.outputs.push(new Value(`${input.name}_fp16`, 'float16', input.shape));
-      const uses = input.useList();
       cast.inputs.push(input);
       g.insert(cast, first);
       for (const u of uses) u.node.setInput(u.index, cast.outputs[0]!);
@@ -55,33 +58,86 @@ export const float16: Pass = {
 /** Inputs that the ONNX spec requires to be float32 whatever the data type (Resize's roi and scales). */
 const FLOAT32_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
 
-function keepsFloat32(v: Value): boolean {
+function keepsFloat32(v: Value, keep: Set<Node>): boolean {
   const uses = [...v.uses];
-  return uses.length > 0 && uses.every((u) => FLOAT32_INPUTS[u.node.opType]?.includes(u.index));
+  return uses.length > 0 && uses.every((u) => keep.has(u.node) || FLOAT32_INPUTS[u.node.opType]?.includes(u.index));
 }
 
-function convertGraph(g: Graph): boolean {
+/** Cheap elementwise and shape ops through which the argument of a Sin/Cos is computed. */
+const ARGUMENT_OPS = new Set(['Mul', 'Div', 'Add', 'Sub', 'Neg', 'Exp', 'Pow', 'Unsqueeze', 'Squeeze', 'Reshape', 'Expand', 'Concat', 'Gather', 'Slice', 'Transpose', 'Constant', 'Cast', 'Range', 'Identity']);
+
+/**
+ * Nodes that stay float32: the Sin/Cos of timestep and rotary embeddings and the arithmetic
+ * computing their arguments (timestep × 1000 × frequencies reaches hundreds of radians, where
+ * float16's spacing is 0.25), as diffusers computes them in float32 under bf16/fp16 too.
+ */
+export function float32Islands(g: Graph): Set<Node> {
+  const keep = new Set<Node>();
+  const stack = g.nodeList().filter((n) => (n.opType === 'Sin' || n.opType === 'Cos') && !n.domain);
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (keep.has(n)) continue;
+    keep.add(n);
+    for (const v of n.inputs) {
+      const p = v?.producer;
+      if (p && p.graph === g && !p.domain && ARGUMENT_OPS.has(p.opType) && !keep.has(p)) stack.push(p);
+    }
+  }
+  return keep;
+}
+
+function convertGraph(g: Graph, keep: Set<Node> = new Set()): boolean {
   let changed = false;
   for (const v of g.initializers.values()) {
-    if (v.const!.dtype === 'float32' && !keepsFloat32(v)) {
+    if (v.const!.dtype === 'float32' && !keepsFloat32(v, keep)) {
       v.const = castTensor(v.const!, 'float16');
       v.dtype = 'float16';
       changed = true;
     }
   }
   for (const n of g.nodes()) {
-    for (const o of n.outputs) if (o.dtype === 'float32' && !g.outputs.includes(o) && !keepsFloat32(o)) o.dtype = 'float16';
+    if (keep.has(n)) continue;
+    n.outputs.forEach((o, i) => {
+      // LayerNormalization's mean and inverse std-dev follow stash_type, not the data
+      if (n.opType === 'LayerNormalization' && i > 0) return;
+      if (o.dtype === 'float32' && !g.outputs.includes(o) && !keepsFloat32(o, new Set())) o.dtype = 'float16';
+    });
     if (n.opType === 'Cast' && !n.domain && n.attrInt('to', 0) === FLOAT) {
       n.attributes.set('to', { type: 'int', value: FLOAT16 });
       changed = true;
     }
     for (const [k, a] of n.attributes) {
-      if (a.type === 'tensor' && a.value.dtype === 'float32' && !(n.opType === 'Constant' && keepsFloat32(n.outputs[0]!))) {
+      if (a.type === 'tensor' && a.value.dtype === 'float32' && !(n.opType === 'Constant' && keepsFloat32(n.outputs[0]!, new Set()))) {
         n.attributes.set(k, { type: 'tensor', value: castTensor(a.value, 'float16') });
         changed = true;
       }
     }
     for (const sg of n.subgraphs()) if (convertGraph(sg)) changed = true;
   }
+  // where a float32 island meets float16 nodes: a Cast each way
+  const casts = new Map<Value, Value>();
+  const castOf = (v: Value, to: 'float16' | 'float32', before: Node): Value => {
+    let c = casts.get(v);
+    if (!c) {
+      const node = new Node('Cast', `${v.name}_to_${to === 'float16' ? 'fp16' : 'fp32'}`);
+      node.attributes.set('to', { type: 'int', value: to === 'float16' ? FLOAT16 : FLOAT });
+      node.inputs.push(v);
+      c = new Value(`${v.name}_${to === 'float16' ? 'fp16' : 'fp32'}`, to, v.shape);
+      node.outputs.push(c);
+      g.insert(node, before);
+      casts.set(v, c);
+    }
+    return c;
+  };
+  for (const n of g.nodeList()) {
+    n.inputs.forEach((v, i) => {
+      if (!v) return;
+      const island = keep.has(n);
+      const fromIsland = !!v.producer && keep.has(v.producer);
+      if (island && v.dtype === 'float16' && !fromIsland) n.setInput(i, castOf(v, 'float32', n));
+      else if (!island && fromIsland && v.dtype === 'float32' && !FLOAT32_INPUTS[n.opType]?.includes(i)) n.setInput(i, castOf(v, 'float16', n));
+    });
+  }
+  if (casts.size) changed = true;
   return changed;
 }

@@ -11,7 +11,8 @@ export const topologicalSort: Pass = {
   },
 };
 
-function sortGraph(g: Graph): boolean {
+/** Sorts one graph (and its subgraphs) in place; true when the order changed. */
+export function sortGraph(g: Graph): boolean {
   const nodes = g.nodeList();
   const inGraph = new Set(nodes);
   const deps = new Map<Node, Set<Node>>();
