@@ -27,13 +27,14 @@ test('ortCompile fusions on Flux: every attention, qk RMSNorm and tanh-GELU fuse
   assert.ok(err < 1e-4, `relL2 ${err}`);
 });
 
-test('ortCompile fusions on the UNet, SD3 and CLIP: attention fused, outputs within 1e-4', async () => {
+test('ortCompile fusions on the UNet, SD3 and CLIP: attention fused (CLIP\'s masked attention not), outputs within 1e-4', async () => {
   for (const d of [unetDenoiser(), sd3Denoiser(), clipEncoder()]) {
     const ref = await runOnce(d.build(), d);
     const m = d.build();
     const softmax = opCounts(m).get('Softmax');
     fuse(m, 'cpu');
-    assert.equal(opCounts(m).get('MultiHeadAttention'), softmax, d.name);
+    // CLIP adds its causal mask to the scores: a biased attention is not fused
+    assert.equal(opCounts(m).get('MultiHeadAttention') ?? 0, d.name === 'clip-text-tiny' ? 0 : softmax, d.name);
     const err = relL2(await runOnce(m, d), ref);
     assert.ok(err < 1e-4, `${d.name}: relL2 ${err}`);
   }

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { loadModel } from '../../src/ir/serde.js';
+import { loadModel } from '../../src/ir/model-file.js';
 import type { Model } from '../../src/ir/graph.js';
 import { buildComponent } from '../../src/models/convert.js';
 import { graphTransform } from '../../src/smash/apply.js';
