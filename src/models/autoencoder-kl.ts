@@ -74,6 +74,8 @@ function setMetadata(model: Model, config: ModelConfig, s: VaeSpec, component: s
   model.metadataProps.set('scaling_factor', String(config.num('scaling_factor', 0.18215)));
   if (config.has('shift_factor')) model.metadataProps.set('shift_factor', String(config.num('shift_factor')));
   for (const key of ['latents_mean', 'latents_std']) if (config.has(key)) model.metadataProps.set(key, JSON.stringify(config.list<number>(key)));
+  // diffusers runs such a VAE in float32 whatever the pipeline's dtype (it overflows in float16)
+  if (config.has('force_upcast')) model.metadataProps.set('force_upcast', String(config.bool('force_upcast')));
   model.metadataProps.set('downsample_factor', String(2 ** (s.channels.length - 1)));
 }
 

@@ -14,46 +14,53 @@ const FLOAT16 = onnxDataType('float16');
  * inputs and outputs stay float32 behind a Cast, so callers feed and read float32 as before.
  * Meant for GPU providers: on CPU most kernels have no float16 and onnxruntime inserts Casts.
  */
-export const float16: Pass = {
-  name: 'float16',
-  run(model: Model) {
-    const g = model.graph;
-    inferDtypes(g);
-    const keep = float32Islands(g);
-    let changed = convertGraph(g, keep);
-    const first = g.nodeList()[0];
-    for (const input of g.inputs) {
-      const uses = input.useList().filter((u) => !keep.has(u.node));
-      if (input.dtype !== 'float32' || uses.length === 0) continue;
-      const cast = new Node('Cast', `${input.name}_to_fp16`);
-      cast.attributes.set('to', { type: 'int', value: FLOAT16 });
-      cast.outputs.push(new Value(`${input.name}_fp16`, 'float16', input.shape));
-      cast.inputs.push(input);
-      g.insert(cast, first);
-      for (const u of uses) u.node.setInput(u.index, cast.outputs[0]!);
-      changed = true;
-    }
-    g.outputs.forEach((out, i) => {
-      if (out.dtype !== 'float32') return;
-      // the computed value keeps float16 under a new name; the output name goes to the Cast
-      const inner = new Value(`${out.name}_fp16`, 'float16', out.shape);
-      const producer = out.producer;
-      if (!producer) return;
-      producer.outputs[out.outputIndex] = inner;
-      inner.producer = producer;
-      inner.outputIndex = out.outputIndex;
-      for (const u of out.useList()) u.node.setInput(u.index, inner);
-      const cast = new Node('Cast', `${out.name}_to_fp32`);
-      cast.attributes.set('to', { type: 'int', value: FLOAT });
-      cast.inputs.push(inner);
-      cast.outputs.push(out);
-      g.insert(cast);
-      g.outputs[i] = out;
-      changed = true;
-    });
-    return { model, changed };
-  },
-};
+export function float16Pass(opts: { keep?: (g: Graph) => Iterable<Node> } = {}): Pass {
+  return {
+    name: 'float16',
+    run(model: Model) {
+      const g = model.graph;
+      inferDtypes(g);
+      // the caller's float32 nodes (modules that overflow in half precision) join the islands
+      const keep = float32Islands(g);
+      for (const n of opts.keep?.(g) ?? []) keep.add(n);
+      let changed = convertGraph(g, keep);
+      const first = g.nodeList()[0];
+      for (const input of g.inputs) {
+        const uses = input.useList().filter((u) => !keep.has(u.node));
+        if (input.dtype !== 'float32' || uses.length === 0) continue;
+        const cast = new Node('Cast', `${input.name}_to_fp16`);
+        cast.attributes.set('to', { type: 'int', value: FLOAT16 });
+        cast.outputs.push(new Value(`${input.name}_fp16`, 'float16', input.shape));
+        cast.inputs.push(input);
+        g.insert(cast, first);
+        for (const u of uses) u.node.setInput(u.index, cast.outputs[0]!);
+        changed = true;
+      }
+      g.outputs.forEach((out, i) => {
+        if (out.dtype !== 'float32' || (out.producer && keep.has(out.producer))) return;
+        // the computed value keeps float16 under a new name; the output name goes to the Cast
+        const inner = new Value(`${out.name}_fp16`, 'float16', out.shape);
+        const producer = out.producer;
+        if (!producer) return;
+        producer.outputs[out.outputIndex] = inner;
+        inner.producer = producer;
+        inner.outputIndex = out.outputIndex;
+        for (const u of out.useList()) u.node.setInput(u.index, inner);
+        const cast = new Node('Cast', `${out.name}_to_fp32`);
+        cast.attributes.set('to', { type: 'int', value: FLOAT });
+        cast.inputs.push(inner);
+        cast.outputs.push(out);
+        g.insert(cast);
+        g.outputs[i] = out;
+        changed = true;
+      });
+      return { model, changed };
+    },
+  };
+}
+
+/** The whole graph in float16 but for the float32 islands. */
+export const float16: Pass = float16Pass();
 
 /** Inputs that the ONNX spec requires to be float32 whatever the data type (Resize's roi and scales). */
 const FLOAT32_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
