@@ -1,11 +1,14 @@
 import type { DType } from '../core/dtype.js';
 import { Graph, Model, Node, Value, toAttr, type AttrInput, type Dim } from './graph.js';
 import { InMemoryTensor, type Tensor } from '../core/tensor.js';
+import { setModulePath } from './modules.js';
 
 /**
  * Builds graphs with the names PyTorch's exporter gives them: a scope stack of module names
  * yields node names `/down_blocks.0/resnets.1/conv1/Conv` and initializer names
  * `down_blocks.0.resnets.1.conv1.weight`, so users, quantizers and cachers can target modules.
+ * Every node also records its module path as metadata (`pkg.torch.onnx.name_scopes`, see
+ * modules.ts), which survives renaming passes and is what `modulePath(node)` reads first.
  */
 export class GraphBuilder {
   readonly graph: Graph;
@@ -106,6 +109,7 @@ export class GraphBuilder {
     const scoped = this.scopes.filter(Boolean).join('/');
     const nodeName = this.unique(`/${scoped ? `${scoped}/` : ''}${opts.name ?? opType}`);
     const node = new Node(opType, nodeName, opts.domain ?? '');
+    setModulePath(node, this.path);
     for (const [k, v] of Object.entries(attrs)) if (v !== undefined) node.attributes.set(k, toAttr(v));
     for (const v of inputs) node.inputs.push(v ?? null);
     for (let i = 0; i < (opts.outputs ?? 1); i++) node.outputs.push(new Value(this.unique(`${nodeName}_output_${i}`)));
