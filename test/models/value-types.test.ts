@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
-import { Graph, allNodes, type Model } from '../../src/ir/graph.js';
-import { Session, type HostTensor } from '../../src/runtime/session.js';
-import { FIXTURE_COMPONENTS, buildFixture } from './fixture-builds.js';
+import { Graph, allNodes } from '../../src/ir/graph.js';
+import { Session } from '../../src/runtime/session.js';
+import { FIXTURE_COMPONENTS, SIZES, buildFixture, feedsFor } from './fixture-builds.js';
 
 test('every value of every built fixture graph has a dtype', () => {
   for (const comp of FIXTURE_COMPONENTS) {
@@ -23,23 +23,6 @@ test('every value of every built fixture graph has a dtype', () => {
     }
   }
 });
-
-/** Sizes for the symbolic input dims, consistent across inputs. */
-const SIZES: Record<string, number> = {
-  batch_size: 2, steps: 2, height: 16, width: 16, latent_height: 4, latent_width: 4, sequence_length: 5, packed_height_width: 16,
-};
-
-function feedsFor(model: Model): Record<string, HostTensor> {
-  const feeds: Record<string, HostTensor> = {};
-  for (const v of model.graph.inputs) {
-    const dims = v.shape!.map((d) => (typeof d === 'number' ? d : SIZES[d as string]!));
-    const n = dims.reduce((a, b) => a * b, 1);
-    feeds[v.name] = v.dtype === 'int64'
-      ? { dtype: 'int64', dims, data: BigInt64Array.from({ length: n }, (_, i) => BigInt(i % 7)) }
-      : { dtype: 'float32', dims, data: Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5) };
-  }
-  return feeds;
-}
 
 test('inferred dtypes and shapes are what onnxruntime computes', async () => {
   // SDXL needs config-derived sizes for its added conditions; its layers are the SD 1.5 ones
