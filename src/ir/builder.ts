@@ -1,11 +1,24 @@
 import type { DType } from '../core/dtype.js';
 import { Graph, Model, Node, Value, toAttr, type AttrInput, type Dim } from './graph.js';
 import { InMemoryTensor, type Tensor } from '../core/tensor.js';
+import { setModulePath } from './modules.js';
+import { inferNodeTypes } from './type-inference.js';
+
+export interface OpOptions {
+  /** node name within the current scope (default: the op type) */
+  name?: string;
+  domain?: string;
+  outputs?: number;
+  /** dtype of every output, for ops whose output dtype is not inferred */
+  dtype?: DType;
+}
 
 /**
  * Builds graphs with the names PyTorch's exporter gives them: a scope stack of module names
  * yields node names `/down_blocks.0/resnets.1/conv1/Conv` and initializer names
  * `down_blocks.0.resnets.1.conv1.weight`, so users, quantizers and cachers can target modules.
+ * Every node also records its module path as metadata (`pkg.torch.onnx.name_scopes`, see
+ * modules.ts), which survives renaming passes and is what `modulePath(node)` reads first.
  */
 export class GraphBuilder {
   readonly graph: Graph;
@@ -96,20 +109,25 @@ export class GraphBuilder {
   /**
    * Adds a node. Its name is `/<scope path with slashes>/<name ?? opType>`; outputs are named
    * `<node name>_output_<i>`. Returns the single output, or all of them when `outputs` > 1.
+   * Output dtypes (and shapes where they follow) are inferred from typed inputs (type-inference.ts);
+   * `dtype` sets them for ops the inference does not know (contrib ops).
    */
-  op(opType: string, inputs: (Value | null | undefined)[], attrs: Record<string, AttrInput | undefined> = {}, opts: { name?: string; domain?: string; outputs?: number } = {}): Value {
+  op(opType: string, inputs: (Value | null | undefined)[], attrs: Record<string, AttrInput | undefined> = {}, opts: OpOptions = {}): Value {
     return this.opN(opType, inputs, attrs, { ...opts, outputs: opts.outputs ?? 1 })[0]!;
   }
 
-  opN(opType: string, inputs: (Value | null | undefined)[], attrs: Record<string, AttrInput | undefined> = {}, opts: { name?: string; domain?: string; outputs?: number } = {}): Value[] {
+  opN(opType: string, inputs: (Value | null | undefined)[], attrs: Record<string, AttrInput | undefined> = {}, opts: OpOptions = {}): Value[] {
     // PyTorch keeps dots in scope names for indexed children: `/down_blocks.0/resnets.1/…`
     const scoped = this.scopes.filter(Boolean).join('/');
     const nodeName = this.unique(`/${scoped ? `${scoped}/` : ''}${opts.name ?? opType}`);
     const node = new Node(opType, nodeName, opts.domain ?? '');
+    setModulePath(node, this.path);
     for (const [k, v] of Object.entries(attrs)) if (v !== undefined) node.attributes.set(k, toAttr(v));
     for (const v of inputs) node.inputs.push(v ?? null);
     for (let i = 0; i < (opts.outputs ?? 1); i++) node.outputs.push(new Value(this.unique(`${nodeName}_output_${i}`)));
     this.graph.insert(node);
+    if (opts.dtype) for (const o of node.outputs) o.dtype = opts.dtype;
+    inferNodeTypes(node);
     return node.outputs;
   }
 

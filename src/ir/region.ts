@@ -1,7 +1,7 @@
 import { CompatibilityError } from '../errors.js';
 import type { DType } from '../core/dtype.js';
 import { Graph, Node, Value, allNodes, type Dim } from './graph.js';
-import { inferDtypes } from './infer.js';
+import { inferDtypes } from './type-inference.js';
 import { sortGraph } from './passes/topological-sort.js';
 
 /**

@@ -11,6 +11,7 @@ import { ModelConfig } from './config.js';
 import { architectureFor, supportedArchitectures } from './registry.js';
 import { Weights } from './weights.js';
 import './architectures.js';
+import { refreshBlocks } from '../ir/blocks.js';
 
 export interface ConvertOptions {
   /** weight dtype of the written graphs (default float32) */
@@ -40,7 +41,8 @@ export function buildComponent(folder: string, opts: Pick<ConvertOptions, 'dtype
   const weights = new Weights(Checkpoint.open(folder, opts.variant), 'float32');
   const models = build(config, weights);
   for (const m of Object.values(models)) {
-    if (opts.dtype === 'float16') float16.run(m);
+    // float16 renames the values at the graph's edges: the block records follow
+    if (opts.dtype === 'float16') { float16.run(m); refreshBlocks(m); }
     m.metadataProps.set('source', basename(resolve(folder)));
     if (!m.metadataProps.has('diffusers.class_name')) m.metadataProps.set('diffusers.class_name', config.className);
   }

@@ -15,6 +15,7 @@ import { rotaryEmbedding, type Rotary } from './blocks/rotary.js';
 import { combinedTimestepGuidanceTextProjEmbeddings, combinedTimestepTextProjEmbeddings } from './blocks/transformer-embeddings.js';
 import type { ModelConfig } from './config.js';
 import type { ArchitectureBuilder } from './registry.js';
+import { recordDenoiserBlocks } from './block-patterns.js';
 
 export interface FluxConfig {
   patchSize: number;
@@ -129,5 +130,6 @@ export const buildFluxTransformer2DModel: ArchitectureBuilder = (config, weights
   model.metadataProps.set('diffusers.class_name', 'FluxTransformer2DModel');
   if (config.has('_diffusers_version')) model.metadataProps.set('diffusers.version', config.str('_diffusers_version'));
   model.metadataProps.set('guidance_embeds', String(cfg.guidanceEmbeds));
+  recordDenoiserBlocks(model);
   return { model };
 };

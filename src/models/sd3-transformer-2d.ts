@@ -14,6 +14,7 @@ import { layerNorm, linear } from './blocks/layers.js';
 import { combinedTimestepTextProjEmbeddings, patchEmbed } from './blocks/transformer-embeddings.js';
 import type { ModelConfig } from './config.js';
 import type { ArchitectureBuilder } from './registry.js';
+import { recordDenoiserBlocks } from './block-patterns.js';
 
 export interface SD3Config {
   sampleSize: number;
@@ -126,5 +127,6 @@ export const buildSD3Transformer2DModel: ArchitectureBuilder = (config, weights)
   model.metadataProps.set('diffusers.class_name', 'SD3Transformer2DModel');
   if (config.has('_diffusers_version')) model.metadataProps.set('diffusers.version', config.str('_diffusers_version'));
   model.metadataProps.set('patch_size', String(p));
+  recordDenoiserBlocks(model);
   return { model };
 };

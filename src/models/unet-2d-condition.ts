@@ -14,6 +14,7 @@ import { timestepEmbedding, timestepProjection } from './blocks/embeddings.js';
 import { activation, conv2d, groupNorm } from './blocks/layers.js';
 import { resnetBlock2D } from './blocks/resnet.js';
 import { downBlock2D, unetMidBlock2DCrossAttn, upBlock2D, type CrossAttnCommon, type ResnetCommon } from './blocks/unet-blocks.js';
+import { recordDenoiserBlocks } from './block-patterns.js';
 
 const ACTIVATIONS = ['silu', 'swish', 'mish', 'gelu', 'relu'] as const;
 const DOWN_TYPES = ['CrossAttnDownBlock2D', 'DownBlock2D'];
@@ -267,5 +268,6 @@ export const buildUNet2DConditionModel: ArchitectureBuilder = (config: ModelConf
   model.metadataProps.set('cross_attention_dim', String(s.crossDim));
   if (s.textTime) model.metadataProps.set('addition_embed_type', 'text_time');
   if (s.timeCondDim) model.metadataProps.set('time_cond_proj_dim', String(s.timeCondDim));
+  recordDenoiserBlocks(model);
   return { model };
 };

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fuseQkv, FUSED_FROM } from '../../src/algorithms/factorizers/qkv.js';
+import { fuseQkv } from '../../src/algorithms/factorizers/qkv.js';
+import { FUSED_FROM_KEY as FUSED_FROM, modulePaths, selectNodes } from '../../src/ir/modules.js';
 import { relL2 } from '../helpers.js';
 import { clipEncoder, fluxDenoiser, opCounts, runOnce, sd3Denoiser, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
 
@@ -74,4 +75,13 @@ test('qkv leaves projections that do not share an input alone', async () => {
   assert.equal(fuseQkv(m), fusedBefore - 1, 'exactly that k/v pair is not fused');
   assert.equal(toK.graph, m.graph, 'to_k stays a separate MatMul');
   assert.equal(toV.graph, m.graph, 'to_v stays a separate MatMul');
+});
+
+test('globs written for to_q reach the fused to_qkv (it keeps the paths it came from)', () => {
+  const m = fluxDenoiser().build();
+  fuseQkv(m);
+  const fused = [...m.graph.nodes()].find((n) => n.name === '/transformer_blocks.0/attn/to_qkv/MatMul')!;
+  assert.deepEqual(modulePaths(fused), ['transformer_blocks.0.attn.to_qkv', 'transformer_blocks.0.attn.to_q', 'transformer_blocks.0.attn.to_k', 'transformer_blocks.0.attn.to_v']);
+  assert.ok(selectNodes(m.graph, { include: ['transformer_blocks.0.attn.to_q'] }).includes(fused));
+  assert.ok(!selectNodes(m.graph, { exclude: ['*.to_k'] }).includes(fused));
 });

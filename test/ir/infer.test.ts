@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { allNodes } from '../../src/ir/graph.js';
 import { tensor } from '../../src/core/tensor.js';
-import { inferDtypes, outputDtype } from '../../src/ir/infer.js';
+import { inferDtypes, outputDtype } from '../../src/ir/type-inference.js';
 import { buildFluxTransformer2DModel } from '../../src/models/flux-transformer-2d.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';

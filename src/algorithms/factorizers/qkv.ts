@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { InMemoryTensor, type Tensor } from '../../core/tensor.js';
 import { toFloat32 } from '../../core/float.js';
 import { Node, Value, type Graph, type Model } from '../../ir/graph.js';
-import { modulePath } from '../../ir/modules.js';
+import { FUSED_FROM_KEY, modulePath, setModulePath } from '../../ir/modules.js';
 import { defineAlgorithm, supported } from '../algorithm.js';
 import { biasAdd, constWeight2D, dropUnused } from '../quantizers/linear.js';
 
@@ -26,8 +26,6 @@ const FAMILIES: readonly { members: readonly string[]; fused: string }[] = [
   { members: ['q', 'k', 'v'], fused: 'qkv' },
 ];
 
-/** Metadata key listing the module paths a fused node was made from (JSON array). */
-export const FUSED_FROM = 'smash.fused_from';
 
 interface Member {
   node: Node;
@@ -98,7 +96,8 @@ function fuseGroup(g: Graph, parent: string, fusedName: string, members: Member[
     n.inputs.push(...inputs);
     n.outputs.push(...outputs);
     for (const [k, v] of Object.entries(attrs)) n.attributes.set(k, Array.isArray(v) ? { type: 'ints', value: v } : { type: 'int', value: v });
-    n.metadata.set(FUSED_FROM, from);
+    setModulePath(n, prefix);
+    n.metadata.set(FUSED_FROM_KEY, from);
     return n;
   };
   const W = g.addInitializer(`${prefix}.weight`, concatColumns(members.map((m) => m.weight.const!)));

@@ -2,7 +2,7 @@ import { onnxDataType } from '../../core/dtype.js';
 import { Graph, Node, Value, type Model } from '../graph.js';
 import { castTensor } from '../../core/float.js';
 import type { Pass } from './pass.js';
-import { inferDtypes } from '../infer.js';
+import { inferDtypes } from '../type-inference.js';
 
 const FLOAT = onnxDataType('float32');
 const FLOAT16 = onnxDataType('float16');
