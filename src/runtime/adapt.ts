@@ -13,18 +13,23 @@ export interface InputSpec {
 
 /**
  * Adapts a feed to what the graph declares, so that graphs exported by other tools (Optimum:
- * int64 or int32 ids and timesteps, float16 models, `img_ids` with a batch axis) run with the
- * same feeds as ours: numeric dtype casts (float→int truncates, as numpy's astype does) and a
- * leading axis of 1 added or dropped.
+ * int64 or int32 ids and timesteps, float16 models, `img_ids` with a batch axis, a 0-D UNet
+ * `timestep`) run with the same feeds as ours: numeric dtype casts (float→int truncates, as
+ * numpy's astype does), a leading axis of 1 added or dropped, and a 1-D feed whose values are all
+ * equal (one timestep per batch row) given as the scalar a 0-D input declares.
  */
 export function adaptFeed(t: HostTensor, spec: InputSpec): HostTensor {
   let dims = [...t.dims];
+  let data = t.data;
   if (spec.dims && spec.dims.length !== dims.length) {
     if (spec.dims.length === dims.length + 1) dims = [1, ...dims];
     else if (spec.dims.length === dims.length - 1 && dims[0] === 1) dims = dims.slice(1);
-    else throw new ModelFormatError('INPUT_RANK', `input '${spec.name}' has rank ${spec.dims.length} in the graph, got [${t.dims.join(', ')}]`);
+    else if (spec.dims.length === 0 && dims.length === 1 && data.length > 0 && Array.prototype.every.call(data, (v: unknown) => v === data[0])) {
+      dims = [];
+      data = data.slice(0, 1) as TypedArray;
+    } else throw new ModelFormatError('INPUT_RANK', `input '${spec.name}' has rank ${spec.dims.length} in the graph, got [${t.dims.join(', ')}]`);
   }
-  return { dtype: spec.dtype, dims, data: t.dtype === spec.dtype ? t.data : castData(t.data, t.dtype, spec.dtype, spec.name) };
+  return { dtype: spec.dtype, dims, data: t.dtype === spec.dtype ? data : castData(data, t.dtype, spec.dtype, spec.name) };
 }
 
 /** Float16 outputs come back as float32 (our pipelines compute in float32). */
