@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Dim, Model } from '../../src/ir/graph.js';
-import { loadModel, saveModel } from '../../src/ir/serde.js';
+import { loadModel, saveModel } from '../../src/ir/model-file.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
 import { fixture } from '../helpers.js';
 
