@@ -5,7 +5,7 @@
  * length, timestep/1000, decode of latents / scaling_factor + shift_factor. No CFG.
  */
 import { f32 as hostF32, i64, type Session } from '../runtime/session.js';
-import { calculateShift, FlowMatchEulerDiscreteScheduler, type Scheduler } from '../schedulers/index.js';
+import { calculateShift, type Scheduler, type SetTimestepsOptions } from '../schedulers/index.js';
 import { npLinspace } from '../schedulers/common.js';
 import { Generator } from '../tensors/random.js';
 import { toInt64 } from '../tokenizers/index.js';
@@ -39,6 +39,7 @@ interface FluxPlan {
   maxSequenceLength: number;
   scheduler: SchedulerSpec;
   mu: number;
+  schedule: SetTimestepsOptions;
   timesteps: number[];
 }
 
@@ -115,8 +116,9 @@ export class FluxPipeline extends DiffusionPipeline {
     const scheduler = resolveScheduler(this.scheduler, o.scheduler);
     const s = makeScheduler(scheduler);
     const mu = calculateShift((h / 2) * (w / 2), s.config);
-    fluxSchedule(s, steps, mu);
-    return { opts: o, prompts, batch, n, steps, guidance, width, height, seed, maxSequenceLength, scheduler, mu, timesteps: [...s.timesteps] };
+    const schedule = fluxScheduleOptions(s, steps, mu);
+    setSchedule(s, steps, schedule);
+    return { opts: o, prompts, batch, n, steps, guidance, width, height, seed, maxSequenceLength, scheduler, mu, schedule, timesteps: [...s.timesteps] };
   }
 
   protected async execute(p: unknown): Promise<GenerateResult> {
@@ -155,7 +157,7 @@ export class FluxPipeline extends DiffusionPipeline {
     let latents = packLatents(initial, B, C, h, w);
     const imgIds = latentImageIds(h, w);
     const scheduler = makeScheduler(plan.scheduler);
-    fluxSchedule(scheduler, plan.steps, plan.mu);
+    scheduler.setTimesteps(plan.steps, plan.schedule);
 
     const feedsBase = {
       encoder_hidden_states: hostF32([B, S, this.jointAttentionDim], seq),
@@ -230,26 +232,12 @@ function pooledOutputName(s: Session): string {
 }
 
 /**
- * The Flux pipeline's schedule: diffusers passes sigmas = linspace(1, 1/n, n) to the FlowMatch
- * scheduler (not the scheduler's own linspace to 1/T), then shifts them by mu (dynamic) or
- * `shift` (static). Other schedulers get setTimesteps(n, { mu }).
+ * The Flux pipeline's setTimesteps options: diffusers passes sigmas = linspace(1, 1/n, n) (not
+ * the scheduler's own linspace to 1/T) and the resolution's mu. A scheduler without custom
+ * sigmas gets mu alone (diffusers would refuse it; we keep such overrides usable).
  */
-export function fluxSchedule(s: Scheduler, steps: number, mu: number): void {
-  setSchedule(s, steps, { mu });
-  if (!(s instanceof FlowMatchEulerDiscreteScheduler)) return;
-  const cfg = s.config;
-  const dynamic = cfg.use_dynamic_shifting === true;
-  const shift = Number(cfg.shift ?? 1);
-  const T = Number(cfg.num_train_timesteps ?? 1000);
-  const lin = npLinspace(1, 1 / steps, steps);
-  const em = Math.exp(mu);
-  const sigmas = new Float32Array(steps + 1);
-  for (let i = 0; i < steps; i++) {
-    const x = lin[i]!;
-    sigmas[i] = dynamic ? em / (em + (1 / x - 1)) : (shift * x) / (1 + (shift - 1) * x);
-  }
-  s.sigmas = sigmas;
-  s.timesteps = Float32Array.from(sigmas.subarray(0, steps), (v) => Math.fround(v * T));
+export function fluxScheduleOptions(s: Scheduler, steps: number, mu: number): SetTimestepsOptions {
+  return s.acceptsSigmas ? { sigmas: npLinspace(1, 1 / steps, steps), mu } : { mu };
 }
 
 /**

@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { AbortError, ConfigError, ModelFormatError, SmashError } from '../errors.js';
 import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
-import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler } from '../schedulers/index.js';
+import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler, type SetTimestepsOptions } from '../schedulers/index.js';
 import type { Tokenizer } from '../tokenizers/index.js';
 import { denormalize, type FloatTensor } from './image.js';
 
@@ -248,7 +248,7 @@ export function makeScheduler(spec: SchedulerSpec): Scheduler {
 }
 
 /** setTimesteps with a bad step count reported as the `steps` option. */
-export function setSchedule(s: Scheduler, steps: number, opts?: { mu?: number }): void {
+export function setSchedule(s: Scheduler, steps: number, opts?: SetTimestepsOptions): void {
   try {
     s.setTimesteps(steps, opts);
   } catch (e) {
