@@ -8,22 +8,12 @@ import { f32 as hostF32, type Session } from '../runtime/session.js';
 import { calculateShift, type Scheduler, type SetTimestepsOptions } from '../schedulers/index.js';
 import { npLinspace } from '../schedulers/common.js';
 import type { Generator } from '../tensors/random.js';
-import type { Denoiser } from './denoiser.js';
+import { encoderWidth, mismatch, type LoadedComponents, type PipelineDescription } from './description.js';
 import {
   asF32, badOption, checkInt, checkTensor, DiffusionPipeline, filled, repeatRows, tokenLength,
   type Denoising, type FloatTensor, type GenerateOptions, type PipelineSource, type PlanBase, type SchedulerSpec,
-  type TextEncoderComponent, type VaeDecoderComponent,
+  type TextEncoderComponent,
 } from './pipeline.js';
-
-export interface FluxComponents {
-  denoiser: Denoiser;
-  transformerConfig: Record<string, unknown>;
-  /** CLIP: pooled embedding */
-  textEncoder?: TextEncoderComponent;
-  /** T5: sequence embedding */
-  textEncoder2?: TextEncoderComponent;
-  vae: VaeDecoderComponent;
-}
 
 interface FluxPlan extends PlanBase {
   /** T5 tokens (maxSequenceLength) */
@@ -38,10 +28,45 @@ interface FluxEmbeds {
   seqLen: number;
 }
 
+/** The pooled CLIP output: CLIPTextModel's pooler_output, or CLIPTextModelWithProjection's text_embeds. */
+const CLIP_POOLED = ['pooler_output', 'text_embeds'];
+
 /** diffusers' FluxPipeline max_sequence_length limit */
 export const FLUX_MAX_SEQUENCE_LENGTH = 512;
 
 export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
+  static readonly description: PipelineDescription<FluxPipeline> = {
+    className: 'FluxPipeline',
+    patchSize: 2,
+    components: [
+      {
+        name: 'transformer', role: 'denoiser', onnx: 'transformer', required: true,
+        inputs: ['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep', 'img_ids', 'txt_ids'], optionalInputs: ['guidance'],
+        outputs: ['out_hidden_states'],
+      },
+      { name: 'vae', role: 'vae_decoder', onnx: 'vae_decoder', required: true, inputs: ['latent_sample'], outputs: ['sample'] },
+      { name: 'text_encoder', role: 'text_encoder', onnx: 'text_encoder', required: false, tokenizer: 'tokenizer', inputs: ['input_ids'], outputs: CLIP_POOLED },
+      { name: 'text_encoder_2', role: 'text_encoder', onnx: 'text_encoder_2', required: false, tokenizer: 'tokenizer_2', inputs: ['input_ids'], outputs: ['last_hidden_state'] },
+    ],
+    checkConfigs(configs, classes) {
+      const tr = configs.get('transformer')!;
+      const joint = tr.joint_attention_dim;
+      const t5 = encoderWidth(configs.get('text_encoder_2'));
+      if (t5 !== undefined && typeof joint === 'number' && t5 !== joint) throw mismatch('text_encoder_2', `hidden size ${t5} does not match the transformer's joint_attention_dim ${joint}`);
+      const clip = configs.get('text_encoder');
+      const pooledDim = tr.pooled_projection_dim;
+      if (clip && typeof pooledDim === 'number') {
+        const projection = /WithProjection/.test(String(classes.get('text_encoder'))) ? clip.projection_dim : encoderWidth(clip);
+        if (projection !== pooledDim) throw mismatch('text_encoder', `pooled width ${projection} does not match the transformer's pooled_projection_dim ${pooledDim}`);
+      }
+      const lc = configs.get('vae')!.latent_channels;
+      if (typeof lc === 'number' && typeof tr.in_channels === 'number' && lc * 4 !== tr.in_channels) {
+        throw mismatch('vae', `latent_channels ${lc} × 4 (2×2 packing) does not match the transformer's in_channels ${tr.in_channels}`);
+      }
+    },
+    create: (source, scheduler, c, sessions, onWarning) => new FluxPipeline(source, scheduler, c, sessions, onWarning),
+  };
+
   readonly className = 'FluxPipeline';
   /** diffusers' Flux vae_scale_factor, 2**len(block_out_channels): twice the VAE's downsampling (2×2 packing) */
   readonly sizeMultiple: number;
@@ -51,19 +76,21 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
   readonly pooledProjectionDim: number;
   /** true for dev-style transformers (a `guidance` graph input) */
   readonly hasGuidance: boolean;
+  /** CLIP: pooled embedding */
   readonly textEncoder?: TextEncoderComponent;
+  /** T5: sequence embedding */
   readonly textEncoder2?: TextEncoderComponent;
 
-  constructor(source: PipelineSource, scheduler: SchedulerSpec, c: FluxComponents, sessions: Session[], onWarning: (m: string) => void) {
+  constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
     super(source, scheduler, c, sessions, onWarning);
-    this.textEncoder = c.textEncoder;
-    this.textEncoder2 = c.textEncoder2;
+    this.textEncoder = c.textEncoders.get('text_encoder');
+    this.textEncoder2 = c.textEncoders.get('text_encoder_2');
     this.sizeMultiple = 2 * this.vaeScale;
     // diffusers: default_sample_size (64) * vae_scale_factor
     this.defaultSize = { width: 64 * this.sizeMultiple, height: 64 * this.sizeMultiple };
-    this.latentChannels = Number(c.transformerConfig.in_channels ?? 64) / 4;
-    this.jointAttentionDim = Number(c.transformerConfig.joint_attention_dim);
-    this.pooledProjectionDim = Number(c.transformerConfig.pooled_projection_dim);
+    this.latentChannels = Number(c.denoiserConfig.in_channels ?? 64) / 4;
+    this.jointAttentionDim = Number(c.denoiserConfig.joint_attention_dim);
+    this.pooledProjectionDim = Number(c.denoiserConfig.pooled_projection_dim);
     this.hasGuidance = c.denoiser.inputNames.includes('guidance');
   }
 
@@ -99,7 +126,7 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
     const rows = (x: Float32Array) => repeatRows(x, plan.batch, plan.n);
     if (o.promptEmbeds) return { seqLen: o.promptEmbeds.dims[1]!, seq: rows(o.promptEmbeds.data), pooled: rows(o.pooledPromptEmbeds!.data) };
     const clip = this.textEncoder!;
-    const pooled = rows(await this.encodeText(clip, plan.prompts!, tokenLength(clip), pooledOutputName(clip.session)));
+    const pooled = rows(await this.encodeText(clip, plan.prompts!, tokenLength(clip), CLIP_POOLED.find((n) => clip.session.outputNames.includes(n))!));
     const seq = rows(await this.encodeText(this.textEncoder2!, plan.prompts!, plan.t5Length, 'last_hidden_state'));
     return { seqLen: plan.t5Length, seq, pooled };
   }
@@ -130,11 +157,6 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
       },
     };
   }
-}
-
-/** CLIPTextModel gives pooler_output; the projection variant's pooled output is text_embeds. */
-function pooledOutputName(s: Session): string {
-  return s.outputNames.includes('pooler_output') ? 'pooler_output' : 'text_embeds';
 }
 
 /**

@@ -7,19 +7,13 @@
 import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
 import type { Scheduler } from '../schedulers/index.js';
 import type { Generator } from '../tensors/random.js';
-import type { Branch, CfgMode, Denoiser, DenoiserFeeds } from './denoiser.js';
+import type { Branch, CfgMode, DenoiserFeeds } from './denoiser.js';
+import { encoderWidth, mismatch, type LoadedComponents, type PipelineDescription } from './description.js';
 import {
   asF32, badOption, checkPrompts, checkTensor, concat, DiffusionPipeline, filled, repeatRows, tokenLength,
   type Denoising, type GenerateOptions, type PipelineSource, type PlanBase, type SchedulerSpec, type StepContext,
-  type TextEncoderComponent, type VaeDecoderComponent,
+  type TextEncoderComponent,
 } from './pipeline.js';
-
-export interface StableDiffusionComponents {
-  denoiser: Denoiser;
-  unetConfig: Record<string, unknown>;
-  textEncoder?: TextEncoderComponent;
-  vae: VaeDecoderComponent;
-}
 
 /** CLIP last_hidden_state rows per image: the conditioning, and the unconditional one under CFG. */
 interface SdEmbeds {
@@ -29,6 +23,31 @@ interface SdEmbeds {
 }
 
 export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbeds> {
+  static readonly description: PipelineDescription<StableDiffusionPipeline> = {
+    className: 'StableDiffusionPipeline',
+    patchSize: 1,
+    components: [
+      {
+        name: 'unet', role: 'denoiser', onnx: 'unet', required: true,
+        inputs: ['sample', 'timestep', 'encoder_hidden_states'], optionalInputs: ['timestep_cond'], outputs: ['out_sample'],
+        foreignInputs: { text_embeds: 'an SDXL UNet', time_ids: 'an SDXL UNet' },
+      },
+      { name: 'vae', role: 'vae_decoder', onnx: 'vae_decoder', required: true, inputs: ['latent_sample'], outputs: ['sample'] },
+      { name: 'text_encoder', role: 'text_encoder', onnx: 'text_encoder', required: false, tokenizer: 'tokenizer', inputs: ['input_ids'], outputs: ['last_hidden_state'] },
+    ],
+    checkConfigs(configs) {
+      const unet = configs.get('unet')!;
+      const cross = unet.cross_attention_dim;
+      const te = encoderWidth(configs.get('text_encoder'));
+      if (te !== undefined && typeof cross === 'number' && te !== cross) throw mismatch('text_encoder', `hidden_size ${te} does not match the unet's cross_attention_dim ${cross}`);
+      const lc = configs.get('vae')!.latent_channels;
+      if (typeof lc === 'number' && typeof unet.in_channels === 'number' && lc !== unet.in_channels) {
+        throw mismatch('vae', `latent_channels ${lc} does not match the unet's in_channels ${unet.in_channels}`);
+      }
+    },
+    create: (source, scheduler, c, sessions, onWarning) => new StableDiffusionPipeline(source, scheduler, c, sessions, onWarning),
+  };
+
   readonly className = 'StableDiffusionPipeline';
   readonly sizeMultiple: number;
   readonly defaultSize: { width: number; height: number };
@@ -40,15 +59,15 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
   /** How CFG runs when a call does not say (generate's `cfgMode`): one batched call, or one per branch. */
   cfgMode: CfgMode = 'batched';
 
-  constructor(source: PipelineSource, scheduler: SchedulerSpec, c: StableDiffusionComponents, sessions: Session[], onWarning: (m: string) => void) {
+  constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
     super(source, scheduler, c, sessions, onWarning);
-    this.textEncoder = c.textEncoder;
+    this.textEncoder = c.textEncoders.get('text_encoder');
     this.sizeMultiple = this.vaeScale;
-    const sample = Number(c.unetConfig.sample_size ?? 64);
+    const sample = Number(c.denoiserConfig.sample_size ?? 64);
     this.defaultSize = { width: sample * this.sizeMultiple, height: sample * this.sizeMultiple };
-    this.latentChannels = Number(c.unetConfig.in_channels ?? 4);
-    this.crossAttentionDim = Number(c.unetConfig.cross_attention_dim);
-    const tc = c.unetConfig.time_cond_proj_dim;
+    this.latentChannels = Number(c.denoiserConfig.in_channels ?? 4);
+    this.crossAttentionDim = Number(c.denoiserConfig.cross_attention_dim);
+    const tc = c.denoiserConfig.time_cond_proj_dim;
     this.timeCondDim = typeof tc === 'number' ? tc : undefined;
   }
 
