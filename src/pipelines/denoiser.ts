@@ -109,8 +109,8 @@ export class SessionDenoiser implements Denoiser {
 export abstract class StatefulDenoiser<S> implements Denoiser {
   /** resets so far (for diagnostics and tests) */
   resets = 0;
-  private readonly states = new Map<Branch, S>();
-  private signature?: GenerationSignature;
+  readonly #states = new Map<Branch, S>();
+  #signature?: GenerationSignature;
 
   constructor(readonly inner: Denoiser) {}
 
@@ -124,19 +124,19 @@ export abstract class StatefulDenoiser<S> implements Denoiser {
     return this.inner.prepare(feeds);
   }
   reset(signature: GenerationSignature): void {
-    this.states.clear();
-    this.signature = signature;
+    this.#states.clear();
+    this.#signature = signature;
     this.resets++;
     this.inner.reset(signature);
   }
 
   /** The state of `ctx.branch` in this generation, made by `initialState` on first use. */
   protected state(ctx: DenoiseContext): S {
-    if (!this.signature || !sameSignature(this.signature, ctx.signature)) this.reset(ctx.signature);
-    let s = this.states.get(ctx.branch);
+    if (!this.#signature || !sameSignature(this.#signature, ctx.signature)) this.reset(ctx.signature);
+    let s = this.#states.get(ctx.branch);
     if (s === undefined) {
       s = this.initialState(ctx);
-      this.states.set(ctx.branch, s);
+      this.#states.set(ctx.branch, s);
     }
     return s;
   }
