@@ -51,7 +51,8 @@ export interface PipelineDescription<T = object> {
   /** image sizes are multiples of the VAE downsampling times this (Flux packs 2×2 latent patches) */
   patchSize: number;
   /**
-   * Checks that the configs agree (text encoder widths against the denoiser, VAE latent channels);
+   * Checks that the configs agree (text encoder widths against the denoiser; the loader checks the
+   * VAE's latent channels × patchSize² against the denoiser's in_channels);
    * throws ConfigError naming the component. `classes`: component classes from model_index.json.
    */
   checkConfigs(configs: ComponentConfigs, classes: ReadonlyMap<string, string | null>): void;
@@ -72,4 +73,17 @@ export function encoderWidth(cfg: Record<string, unknown> | undefined): number |
 
 export function mismatch(name: string, msg: string): ConfigError {
   return new ConfigError('COMPONENT_MISMATCH', `${name}: ${msg}`, name);
+}
+
+/** The VAE's latent_channels × patchSize² (packed patches) must be the denoiser's in_channels. */
+export function checkLatentChannels(d: PipelineDescription, configs: ComponentConfigs): void {
+  const den = componentOf(d, 'denoiser');
+  const vae = componentOf(d, 'vae_decoder');
+  const lc = configs.get(vae.name)?.latent_channels;
+  const inCh = configs.get(den.name)?.in_channels;
+  const k = d.patchSize ** 2;
+  if (typeof lc === 'number' && typeof inCh === 'number' && lc * k !== inCh) {
+    const packing = k > 1 ? ` × ${k} (${d.patchSize}×${d.patchSize} packing)` : '';
+    throw mismatch(vae.name, `latent_channels ${lc}${packing} does not match the ${den.name}'s in_channels ${inCh}`);
+  }
 }

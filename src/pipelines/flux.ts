@@ -37,7 +37,7 @@ export const FLUX_MAX_SEQUENCE_LENGTH = 512;
 export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
   static readonly description: PipelineDescription<FluxPipeline> = {
     className: 'FluxPipeline',
-    patchSize: 2,
+    patchSize: 2, // 2×2 latent patches per token
     components: [
       {
         name: 'transformer', role: 'denoiser', onnx: 'transformer', required: true,
@@ -59,19 +59,11 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
         const projection = /WithProjection/.test(String(classes.get('text_encoder'))) ? clip.projection_dim : encoderWidth(clip);
         if (projection !== pooledDim) throw mismatch('text_encoder', `pooled width ${projection} does not match the transformer's pooled_projection_dim ${pooledDim}`);
       }
-      const lc = configs.get('vae')!.latent_channels;
-      if (typeof lc === 'number' && typeof tr.in_channels === 'number' && lc * 4 !== tr.in_channels) {
-        throw mismatch('vae', `latent_channels ${lc} × 4 (2×2 packing) does not match the transformer's in_channels ${tr.in_channels}`);
-      }
     },
     create: (source, scheduler, c, sessions, onWarning) => new FluxPipeline(source, scheduler, c, sessions, onWarning),
   };
 
   readonly className = 'FluxPipeline';
-  /** diffusers' Flux vae_scale_factor, 2**len(block_out_channels): twice the VAE's downsampling (2×2 packing) */
-  readonly sizeMultiple: number;
-  readonly defaultSize: { width: number; height: number };
-  readonly latentChannels: number;
   readonly jointAttentionDim: number;
   readonly pooledProjectionDim: number;
   /** true for dev-style transformers (a `guidance` graph input) */
@@ -82,13 +74,10 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
   readonly textEncoder2?: TextEncoderComponent;
 
   constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
-    super(source, scheduler, c, sessions, onWarning);
+    // diffusers: default_sample_size 128 latents; sizes are multiples of vae_scale_factor × 2 (2×2 packing)
+    super(source, scheduler, c, sessions, onWarning, { patchSize: FluxPipeline.description.patchSize, defaultSampleSize: 128 });
     this.textEncoder = c.textEncoders.get('text_encoder');
     this.textEncoder2 = c.textEncoders.get('text_encoder_2');
-    this.sizeMultiple = 2 * this.vaeScale;
-    // diffusers: default_sample_size (64) * vae_scale_factor
-    this.defaultSize = { width: 64 * this.sizeMultiple, height: 64 * this.sizeMultiple };
-    this.latentChannels = Number(c.denoiserConfig.in_channels ?? 64) / 4;
     this.jointAttentionDim = Number(c.denoiserConfig.joint_attention_dim);
     this.pooledProjectionDim = Number(c.denoiserConfig.pooled_projection_dim);
     this.hasGuidance = c.denoiser.inputNames.includes('guidance');

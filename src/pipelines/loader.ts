@@ -17,7 +17,7 @@ import { parseConfigJson } from '../schedulers/index.js';
 import { loadTokenizer } from '../tokenizers/index.js';
 import { ensureConverted } from './cache.js';
 import { SessionDenoiser } from './denoiser.js';
-import { componentOf, type PipelineComponent, type PipelineDescription } from './description.js';
+import { checkLatentChannels, componentOf, type PipelineComponent, type PipelineDescription } from './description.js';
 import { makeScheduler, type SchedulerSpec, type TextEncoderComponent, type VaeDecoderComponent } from './pipeline.js';
 import { PIPELINE_DESCRIPTIONS, type Pipeline } from './registry.js';
 
@@ -171,6 +171,7 @@ export function inspectPipelineFolder(dir: string): Plan {
     }
   }
   // what the encoders give must be what the denoiser takes
+  checkLatentChannels(description, configs);
   description.checkConfigs(configs, index.components);
   const denoiserConfig = configs.get(componentOf(description, 'denoiser').name)!;
   const sizeMultiple = 2 ** (vaeConfig.block_out_channels.length - 1) * description.patchSize;

@@ -342,25 +342,31 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
   readonly vae: VaeDecoderComponent;
   /** Pixels per latent: the VAE's downsampling, 2**(len(block_out_channels)-1). */
   readonly vaeScale: number;
-  /** Image sizes must be multiples of this. */
-  abstract readonly sizeMultiple: number;
-  abstract readonly defaultSize: { width: number; height: number };
-  /** Latent channels as generate()'s `latents` option takes them (unpacked NCHW). */
-  abstract readonly latentChannels: number;
+  /** Image sizes must be multiples of this: the VAE's downsampling × the latent patch size (diffusers' vae_scale_factor for Flux). */
+  readonly sizeMultiple: number;
+  readonly defaultSize: { width: number; height: number };
+  /** Latent channels as generate()'s `latents` option takes them (unpacked NCHW): in_channels / patchSize². */
+  readonly latentChannels: number;
   /** Text-encoder and VAE ONNX runs so far (the denoiser counts its own). */
   encoderRuns = 0;
   private tail: Promise<unknown> = Promise.resolve();
 
+  /** `layout`: the latent patch size (Flux packs 2×2) and the default size in latents (diffusers' default_sample_size). */
   protected constructor(
     readonly source: PipelineSource,
     readonly scheduler: SchedulerSpec,
-    c: { denoiser: Denoiser; vae: VaeDecoderComponent },
+    c: { denoiser: Denoiser; denoiserConfig: Record<string, unknown>; vae: VaeDecoderComponent },
     protected readonly sessions: Session[],
     protected readonly onWarning: (message: string) => void,
+    layout: { patchSize: number; defaultSampleSize: number },
   ) {
     this.denoiser = c.denoiser;
     this.vae = c.vae;
     this.vaeScale = 2 ** ((c.vae.config.block_out_channels as unknown[]).length - 1);
+    const p2 = layout.patchSize ** 2;
+    this.sizeMultiple = this.vaeScale * layout.patchSize;
+    this.defaultSize = { width: layout.defaultSampleSize * this.vaeScale, height: layout.defaultSampleSize * this.vaeScale };
+    this.latentChannels = Number(c.denoiserConfig.in_channels ?? 4 * p2) / p2;
   }
 
   /** Validates and resolves options; must not compute. */

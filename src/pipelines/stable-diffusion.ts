@@ -40,18 +40,11 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
       const cross = unet.cross_attention_dim;
       const te = encoderWidth(configs.get('text_encoder'));
       if (te !== undefined && typeof cross === 'number' && te !== cross) throw mismatch('text_encoder', `hidden_size ${te} does not match the unet's cross_attention_dim ${cross}`);
-      const lc = configs.get('vae')!.latent_channels;
-      if (typeof lc === 'number' && typeof unet.in_channels === 'number' && lc !== unet.in_channels) {
-        throw mismatch('vae', `latent_channels ${lc} does not match the unet's in_channels ${unet.in_channels}`);
-      }
     },
     create: (source, scheduler, c, sessions, onWarning) => new StableDiffusionPipeline(source, scheduler, c, sessions, onWarning),
   };
 
   readonly className = 'StableDiffusionPipeline';
-  readonly sizeMultiple: number;
-  readonly defaultSize: { width: number; height: number };
-  readonly latentChannels: number;
   readonly crossAttentionDim: number;
   /** LCM-style UNets take a guidance-scale embedding instead of CFG */
   readonly timeCondDim: number | undefined;
@@ -60,12 +53,8 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
   cfgMode: CfgMode = 'batched';
 
   constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
-    super(source, scheduler, c, sessions, onWarning);
+    super(source, scheduler, c, sessions, onWarning, { patchSize: StableDiffusionPipeline.description.patchSize, defaultSampleSize: Number(c.denoiserConfig.sample_size ?? 64) });
     this.textEncoder = c.textEncoders.get('text_encoder');
-    this.sizeMultiple = this.vaeScale;
-    const sample = Number(c.denoiserConfig.sample_size ?? 64);
-    this.defaultSize = { width: sample * this.sizeMultiple, height: sample * this.sizeMultiple };
-    this.latentChannels = Number(c.denoiserConfig.in_channels ?? 4);
     this.crossAttentionDim = Number(c.denoiserConfig.cross_attention_dim);
     const tc = c.denoiserConfig.time_cond_proj_dim;
     this.timeCondDim = typeof tc === 'number' ? tc : undefined;
