@@ -4,252 +4,157 @@
  * (0, row, col), zero text ids, sigmas linspace(1, 1/n, n) shifted by mu from the packed sequence
  * length, timestep/1000, decode of latents / scaling_factor + shift_factor. No CFG.
  */
-import { f32 as hostF32, i64, type Session } from '../runtime/session.js';
-import { calculateShift, FlowMatchEulerDiscreteScheduler, type Scheduler } from '../schedulers/index.js';
+import { f32 as hostF32, type Session } from '../runtime/session.js';
+import { calculateShift, type Scheduler, type SetTimestepsOptions } from '../schedulers/index.js';
 import { npLinspace } from '../schedulers/common.js';
-import { Generator } from '../tensors/random.js';
-import { toInt64 } from '../tokenizers/index.js';
+import type { Generator } from '../tensors/random.js';
+import { encoderWidth, mismatch, type LoadedComponents, type PipelineDescription } from './description.js';
 import {
-  afterStep, asF32, badOption, checkAbort, checkInt, checkNonNegative, checkPrompts, checkSeed, checkSize, checkTensor,
-  DiffusionPipeline, filled, makeScheduler, repeatRows, resolveScheduler, setSchedule,
-  type Denoiser, type FloatTensor, type GenerateOptions, type GenerateResult, type PipelineSource, type SchedulerSpec,
-  type TextEncoderComponent, type VaeDecoderComponent,
+  asF32, badOption, checkInt, checkTensor, DiffusionPipeline, filled, repeatRows, tokenLength,
+  type Denoising, type FloatTensor, type GenerateOptions, type PipelineSource, type PlanBase, type SchedulerSpec,
+  type TextEncoderComponent,
 } from './pipeline.js';
 
-export interface FluxComponents {
-  denoiser: Denoiser;
-  transformerConfig: Record<string, unknown>;
-  /** CLIP: pooled embedding */
-  textEncoder?: TextEncoderComponent;
-  /** T5: sequence embedding */
-  textEncoder2?: TextEncoderComponent;
-  vae: VaeDecoderComponent;
+interface FluxPlan extends PlanBase {
+  /** T5 tokens (maxSequenceLength) */
+  t5Length: number;
+  mu: number;
 }
 
-interface FluxPlan {
-  opts: GenerateOptions;
-  prompts: string[] | null;
-  batch: number;
-  n: number;
-  steps: number;
-  guidance: number;
-  width: number;
-  height: number;
-  seed: number;
-  maxSequenceLength: number;
-  scheduler: SchedulerSpec;
-  mu: number;
-  timesteps: number[];
+/** Per image: T5 last_hidden_state [S, joint_attention_dim] and CLIP pooled [pooled_projection_dim]. */
+interface FluxEmbeds {
+  seq: Float32Array;
+  pooled: Float32Array;
+  seqLen: number;
 }
+
+/** The pooled CLIP output: CLIPTextModel's pooler_output, or CLIPTextModelWithProjection's text_embeds. */
+const CLIP_POOLED = ['pooler_output', 'text_embeds'];
 
 /** diffusers' FluxPipeline max_sequence_length limit */
 export const FLUX_MAX_SEQUENCE_LENGTH = 512;
 
-export class FluxPipeline extends DiffusionPipeline {
+export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
+  static readonly description: PipelineDescription<FluxPipeline> = {
+    className: 'FluxPipeline',
+    patchSize: 2, // 2×2 latent patches per token
+    components: [
+      {
+        name: 'transformer', role: 'denoiser', onnx: 'transformer', required: true,
+        inputs: ['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep', 'img_ids', 'txt_ids'], optionalInputs: ['guidance'],
+        outputs: ['out_hidden_states'],
+      },
+      { name: 'vae', role: 'vae_decoder', onnx: 'vae_decoder', required: true, inputs: ['latent_sample'], outputs: ['sample'] },
+      { name: 'text_encoder', role: 'text_encoder', onnx: 'text_encoder', required: false, tokenizer: 'tokenizer', inputs: ['input_ids'], outputs: CLIP_POOLED },
+      { name: 'text_encoder_2', role: 'text_encoder', onnx: 'text_encoder_2', required: false, tokenizer: 'tokenizer_2', inputs: ['input_ids'], outputs: ['last_hidden_state'] },
+    ],
+    checkConfigs(configs, classes) {
+      const tr = configs.get('transformer')!;
+      const joint = tr.joint_attention_dim;
+      const t5 = encoderWidth(configs.get('text_encoder_2'));
+      if (t5 !== undefined && typeof joint === 'number' && t5 !== joint) throw mismatch('text_encoder_2', `hidden size ${t5} does not match the transformer's joint_attention_dim ${joint}`);
+      const clip = configs.get('text_encoder');
+      const pooledDim = tr.pooled_projection_dim;
+      if (clip && typeof pooledDim === 'number') {
+        const projection = /WithProjection/.test(String(classes.get('text_encoder'))) ? clip.projection_dim : encoderWidth(clip);
+        if (projection !== pooledDim) throw mismatch('text_encoder', `pooled width ${projection} does not match the transformer's pooled_projection_dim ${pooledDim}`);
+      }
+    },
+    create: (source, scheduler, c, sessions, onWarning) => new FluxPipeline(source, scheduler, c, sessions, onWarning),
+  };
+
   readonly className = 'FluxPipeline';
-  denoiser: Denoiser;
-  /** diffusers' Flux vae_scale_factor, 2**len(block_out_channels): twice the VAE's downsampling (2×2 packing) */
-  readonly sizeMultiple: number;
-  readonly defaultSize: { width: number; height: number };
-  readonly latentChannels: number;
   readonly jointAttentionDim: number;
   readonly pooledProjectionDim: number;
   /** true for dev-style transformers (a `guidance` graph input) */
   readonly hasGuidance: boolean;
+  /** CLIP: pooled embedding */
   readonly textEncoder?: TextEncoderComponent;
+  /** T5: sequence embedding */
   readonly textEncoder2?: TextEncoderComponent;
-  readonly vae: VaeDecoderComponent;
 
-  constructor(source: PipelineSource, scheduler: SchedulerSpec, c: FluxComponents, sessions: Session[], onWarning: (m: string) => void) {
-    super(source, scheduler, sessions, onWarning);
-    this.denoiser = c.denoiser;
-    this.textEncoder = c.textEncoder;
-    this.textEncoder2 = c.textEncoder2;
-    this.vae = c.vae;
-    const blocks = c.vae.config.block_out_channels as unknown[];
-    this.sizeMultiple = 2 ** blocks.length;
-    // diffusers: default_sample_size (64) * vae_scale_factor
-    this.defaultSize = { width: 64 * this.sizeMultiple, height: 64 * this.sizeMultiple };
-    this.latentChannels = Number(c.transformerConfig.in_channels ?? 64) / 4;
-    this.jointAttentionDim = Number(c.transformerConfig.joint_attention_dim);
-    this.pooledProjectionDim = Number(c.transformerConfig.pooled_projection_dim);
+  constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
+    // diffusers: default_sample_size 128 latents; sizes are multiples of vae_scale_factor × 2 (2×2 packing)
+    super(source, scheduler, c, sessions, onWarning, { patchSize: FluxPipeline.description.patchSize, defaultSampleSize: 128 });
+    this.textEncoder = c.textEncoders.get('text_encoder');
+    this.textEncoder2 = c.textEncoders.get('text_encoder_2');
+    this.jointAttentionDim = Number(c.denoiserConfig.joint_attention_dim);
+    this.pooledProjectionDim = Number(c.denoiserConfig.pooled_projection_dim);
     this.hasGuidance = c.denoiser.inputNames.includes('guidance');
   }
 
-  protected plan(opts: GenerateOptions): FluxPlan {
-    const o = opts;
-    if (o.negativePrompt !== undefined) throw badOption('negativePrompt', 'FluxPipeline has no classifier-free guidance (no negative prompt)');
-    if (o.negativePromptEmbeds !== undefined) throw badOption('negativePromptEmbeds', 'FluxPipeline has no classifier-free guidance (no negative prompt)');
-    const steps = checkInt('steps', o.steps ?? 28, 1);
-    const guidance = checkNonNegative('guidanceScale', o.guidanceScale ?? 7.0);
-    const why = `Flux's vae_scale_factor 2**len(block_out_channels): the VAE's downsampling × the 2×2 packing`;
-    const width = checkSize('width', o.width ?? this.defaultSize.width, this.sizeMultiple, why);
-    const height = checkSize('height', o.height ?? this.defaultSize.height, this.sizeMultiple, why);
-    const n = checkInt('numImagesPerPrompt', o.numImagesPerPrompt ?? 1, 1, 4096);
-    const seed = checkSeed(o.seed);
-    const maxSequenceLength = checkInt('maxSequenceLength', o.maxSequenceLength ?? FLUX_MAX_SEQUENCE_LENGTH, 1, FLUX_MAX_SEQUENCE_LENGTH);
-
-    let prompts: string[] | null = null;
-    let batch: number;
-    if (o.prompt !== undefined && o.promptEmbeds !== undefined) throw badOption('prompt', 'give either prompt or promptEmbeds, not both');
+  protected plan(o: GenerateOptions): FluxPlan {
+    for (const k of ['negativePrompt', 'negativePromptEmbeds', 'cfgMode'] as const) {
+      if (o[k] !== undefined) throw badOption(k, 'FluxPipeline has no classifier-free guidance (no negative prompt)');
+    }
+    if (o.pooledPromptEmbeds !== undefined && o.promptEmbeds === undefined) throw badOption('pooledPromptEmbeds', 'needs promptEmbeds too');
+    const c = this.planCommon(o, {
+      steps: 28, guidance: 7.0, embedsWidth: this.jointAttentionDim,
+      embedsWhat: 'batch, sequence, the transformer joint_attention_dim', noPrompt: 'give a prompt or promptEmbeds + pooledPromptEmbeds',
+    });
+    const t5Length = checkInt('maxSequenceLength', o.maxSequenceLength ?? FLUX_MAX_SEQUENCE_LENGTH, 1, FLUX_MAX_SEQUENCE_LENGTH);
     if (o.promptEmbeds !== undefined) {
-      const pe = checkTensor('promptEmbeds', o.promptEmbeds, [null, null, this.jointAttentionDim], 'batch, sequence, the transformer joint_attention_dim');
-      batch = pe.dims[0]!;
       if (o.pooledPromptEmbeds === undefined) throw badOption('pooledPromptEmbeds', 'is required with promptEmbeds (the CLIP pooled output)');
-      checkTensor('pooledPromptEmbeds', o.pooledPromptEmbeds, [batch, this.pooledProjectionDim], 'batch, the transformer pooled_projection_dim');
-    } else {
-      if (o.pooledPromptEmbeds !== undefined) throw badOption('pooledPromptEmbeds', 'needs promptEmbeds too');
-      if (o.prompt === undefined) throw badOption('prompt', 'give a prompt or promptEmbeds + pooledPromptEmbeds');
-      prompts = checkPrompts('prompt', o.prompt);
-      batch = prompts.length;
-      if (!this.textEncoder || !this.textEncoder2) {
-        throw badOption('prompt', 'this pipeline lacks text_encoder/text_encoder_2 or their tokenizers: pass promptEmbeds and pooledPromptEmbeds');
-      }
+      checkTensor('pooledPromptEmbeds', o.pooledPromptEmbeds, [c.batch, this.pooledProjectionDim], 'batch, the transformer pooled_projection_dim');
+    } else if (!this.textEncoder || !this.textEncoder2) {
+      throw badOption('prompt', 'this pipeline lacks text_encoder/text_encoder_2 or their tokenizers: pass promptEmbeds and pooledPromptEmbeds');
     }
-    const f = this.sizeMultiple / 2;
-    const h = height / f;
-    const w = width / f;
-    if (o.latents !== undefined) {
-      checkTensor('latents', o.latents, [batch * n, this.latentChannels, h, w], 'unpacked NCHW: batch × images per prompt, in_channels/4, 2·height/vae_scale_factor, 2·width/vae_scale_factor');
-    }
-    const scheduler = resolveScheduler(this.scheduler, o.scheduler);
-    const s = makeScheduler(scheduler);
-    const mu = calculateShift((h / 2) * (w / 2), s.config);
-    fluxSchedule(s, steps, mu);
-    return { opts: o, prompts, batch, n, steps, guidance, width, height, seed, maxSequenceLength, scheduler, mu, timesteps: [...s.timesteps] };
+    this.checkLatents(c);
+    const h = c.height / this.vaeScale;
+    const w = c.width / this.vaeScale;
+    let mu = 0;
+    const schedule = this.planSchedule(o, c.steps, (s) => {
+      mu = calculateShift((h / 2) * (w / 2), s.config);
+      return fluxScheduleOptions(s, c.steps, mu);
+    });
+    return { ...c, negatives: null, cfg: null, t5Length, maxSequenceLength: o.promptEmbeds ? undefined : t5Length, mu, ...schedule };
   }
 
-  protected async execute(p: unknown): Promise<GenerateResult> {
-    const plan = p as FluxPlan;
+  protected async encodePrompt(plan: FluxPlan): Promise<FluxEmbeds> {
     const o = plan.opts;
-    const t0 = performance.now();
-    const B = plan.batch * plan.n;
+    const rows = (x: Float32Array) => repeatRows(x, plan.batch, plan.n);
+    if (o.promptEmbeds) return { seqLen: o.promptEmbeds.dims[1]!, seq: rows(o.promptEmbeds.data), pooled: rows(o.pooledPromptEmbeds!.data) };
+    const clip = this.textEncoder!;
+    const pooled = rows(await this.encodeText(clip, plan.prompts!, tokenLength(clip), CLIP_POOLED.find((n) => clip.session.outputNames.includes(n))!));
+    const seq = rows(await this.encodeText(this.textEncoder2!, plan.prompts!, plan.t5Length, 'last_hidden_state'));
+    return { seqLen: plan.t5Length, seq, pooled };
+  }
 
-    // 1. text
-    let seq: Float32Array;
-    let pooled: Float32Array;
-    let S: number;
-    if (o.promptEmbeds) {
-      S = o.promptEmbeds.dims[1]!;
-      seq = repeatRows(o.promptEmbeds.data, plan.batch, plan.n);
-      pooled = repeatRows(o.pooledPromptEmbeds!.data, plan.batch, plan.n);
-    } else {
-      const clip = this.textEncoder!;
-      const t5 = this.textEncoder2!;
-      const clipLen = Number.isFinite(clip.tokenizer.modelMaxLength) ? clip.tokenizer.modelMaxLength : 77;
-      pooled = repeatRows(await this.encode(clip, plan.prompts!, clipLen, pooledOutputName(clip.session)), plan.batch, plan.n);
-      S = plan.maxSequenceLength;
-      seq = repeatRows(await this.encode(t5, plan.prompts!, S, 'last_hidden_state'), plan.batch, plan.n);
-    }
-    const t1 = performance.now();
-    checkAbort(o.signal);
-
-    // 2. latents, ids, schedule
-    const C = this.latentChannels;
-    const f = this.sizeMultiple / 2;
-    const h = plan.height / f;
-    const w = plan.width / f;
+  protected prepareDenoising(plan: FluxPlan, e: FluxEmbeds, _scheduler: Scheduler, generator: Generator): Denoising {
+    const noise = this.initialNoise(plan, generator);
+    const [B, C, h, w] = noise.dims as [number, number, number, number];
     const N = (h / 2) * (w / 2);
-    const gen = new Generator(plan.seed);
-    const initial = o.latents ? o.latents.data : gen.randn(B * C * h * w);
-    let latents = packLatents(initial, B, C, h, w);
-    const imgIds = latentImageIds(h, w);
-    const scheduler = makeScheduler(plan.scheduler);
-    fluxSchedule(scheduler, plan.steps, plan.mu);
-
-    const feedsBase = {
-      encoder_hidden_states: hostF32([B, S, this.jointAttentionDim], seq),
-      pooled_projections: hostF32([B, this.pooledProjectionDim], pooled),
-      img_ids: hostF32([N, 3], imgIds),
+    const S = e.seqLen;
+    const fixed = this.denoiser.prepare({
+      encoder_hidden_states: hostF32([B, S, this.jointAttentionDim], e.seq),
+      pooled_projections: hostF32([B, this.pooledProjectionDim], e.pooled),
+      img_ids: hostF32([N, 3], latentImageIds(h, w)),
       txt_ids: hostF32([S, 3], new Float32Array(S * 3)),
       ...(this.hasGuidance ? { guidance: hostF32([B], filled(B, plan.guidance)) } : {}),
-    };
-
-    // 3. denoise
-    const T = scheduler.timesteps.length;
-    const stepsMs: number[] = [];
+    });
     const packedDims = [B, N, 4 * C];
-    for (let i = 0; i < T; i++) {
-      const ts = performance.now();
-      const t = scheduler.timesteps[i]!;
-      const x = scheduler.scaleModelInput(latents, i);
-      const feeds = {
-        ...feedsBase,
-        hidden_states: hostF32(packedDims, x),
-        timestep: hostF32([B], filled(B, Math.fround(t / 1000))),
-      };
-      const out = asF32(await this.denoiser.predict(feeds, { stepIndex: i, numSteps: T, timestep: t, branch: 'cond' }), 'transformer');
-      latents = scheduler.step(out, i, latents, { generator: gen });
-      const ms = performance.now() - ts;
-      stepsMs.push(ms);
-      await afterStep(o, { stepIndex: i, numSteps: T, timestep: t, latents: { dims: packedDims, data: latents }, ms });
-    }
-    const t2 = performance.now();
-
-    // 4. decode
-    const unpacked = unpackLatents(latents, B, C, h, w);
-    const latentDims = [B, C, h, w];
-    const images = await this.decodeLatents(this.vae, unpacked, latentDims, this.vae.shiftFactor);
-    const t3 = performance.now();
-
     return {
-      images,
-      latents: { dims: latentDims, data: unpacked },
-      seed: plan.seed,
-      settings: {
-        pipeline: this.className,
-        prompt: plan.prompts,
-        negativePrompt: null,
-        steps: plan.steps,
-        guidanceScale: plan.guidance,
-        width: plan.width,
-        height: plan.height,
-        seed: plan.seed,
-        numImagesPerPrompt: plan.n,
-        scheduler: { className: scheduler.className, config: scheduler.config },
-        timesteps: plan.timesteps,
-        maxSequenceLength: o.promptEmbeds ? undefined : plan.maxSequenceLength,
-        mu: plan.mu,
-        latentsGiven: !!o.latents,
-        promptEmbedsGiven: !!o.promptEmbeds,
+      latents: packLatents(noise.data, B, C, h, w),
+      dims: packedDims,
+      predict: async (x, step) => {
+        const feeds = { ...fixed, hidden_states: hostF32(packedDims, x), timestep: hostF32([B], filled(B, Math.fround(step.timestep / 1000))) };
+        return asF32((await this.denoiser.predict(feeds, { ...step, branch: 'cond' })).sample, 'transformer');
       },
-      timings: { totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs },
+      decode: async (final) => {
+        const unpacked = unpackLatents(final, B, C, h, w);
+        return { images: await this.decodeLatents(this.vae, unpacked, noise.dims, this.vae.shiftFactor), latents: { dims: noise.dims, data: unpacked } };
+      },
     };
   }
-
-  private async encode(te: TextEncoderComponent, texts: string[], maxLength: number, fetch: string): Promise<Float32Array> {
-    const ids: number[] = [];
-    for (const t of texts) ids.push(...te.tokenizer.encode(t, { maxLength, padding: true, truncation: true, onWarning: this.onWarning }).ids);
-    return asF32(await this.runEncoder(te.session, { input_ids: i64([texts.length, maxLength], toInt64(ids)) }, fetch), te.name);
-  }
-}
-
-/** CLIPTextModel gives pooler_output; the projection variant's pooled output is text_embeds. */
-function pooledOutputName(s: Session): string {
-  return s.outputNames.includes('pooler_output') ? 'pooler_output' : 'text_embeds';
 }
 
 /**
- * The Flux pipeline's schedule: diffusers passes sigmas = linspace(1, 1/n, n) to the FlowMatch
- * scheduler (not the scheduler's own linspace to 1/T), then shifts them by mu (dynamic) or
- * `shift` (static). Other schedulers get setTimesteps(n, { mu }).
+ * The Flux pipeline's setTimesteps options: diffusers passes sigmas = linspace(1, 1/n, n) (not
+ * the scheduler's own linspace to 1/T) and the resolution's mu. A scheduler without custom
+ * sigmas gets mu alone (diffusers would refuse it; we keep such overrides usable).
  */
-export function fluxSchedule(s: Scheduler, steps: number, mu: number): void {
-  setSchedule(s, steps, { mu });
-  if (!(s instanceof FlowMatchEulerDiscreteScheduler)) return;
-  const cfg = s.config;
-  const dynamic = cfg.use_dynamic_shifting === true;
-  const shift = Number(cfg.shift ?? 1);
-  const T = Number(cfg.num_train_timesteps ?? 1000);
-  const lin = npLinspace(1, 1 / steps, steps);
-  const em = Math.exp(mu);
-  const sigmas = new Float32Array(steps + 1);
-  for (let i = 0; i < steps; i++) {
-    const x = lin[i]!;
-    sigmas[i] = dynamic ? em / (em + (1 / x - 1)) : (shift * x) / (1 + (shift - 1) * x);
-  }
-  s.sigmas = sigmas;
-  s.timesteps = Float32Array.from(sigmas.subarray(0, steps), (v) => Math.fround(v * T));
+export function fluxScheduleOptions(s: Scheduler, steps: number, mu: number): SetTimestepsOptions {
+  return s.acceptsSigmas ? { sigmas: npLinspace(1, 1 / steps, steps), mu } : { mu };
 }
 
 /**

@@ -2,10 +2,15 @@
 export { loadPipeline, inspectPipelineFolder, type LoadPipelineOptions, type Pipeline } from './loader.js';
 export { cacheKey, cacheRoot, ensureConverted, packageVersion } from './cache.js';
 export {
-  DiffusionPipeline, SessionDenoiser,
-  type Branch, type DenoiseContext, type Denoiser, type FloatTensor, type GenerateOptions, type GenerateResult,
-  type GenerationSettings, type StepInfo, type Timings,
+  DiffusionPipeline,
+  type FloatTensor, type GenerateOptions, type GenerateResult, type GenerationSettings, type PlanBase, type StepInfo, type Timings,
 } from './pipeline.js';
+export {
+  SessionDenoiser, StatefulDenoiser, sameSignature,
+  type Branch, type CfgMode, type DenoiseContext, type Denoiser, type DenoiserFeeds, type GenerationSignature, type Prediction, type PredictRequest,
+} from './denoiser.js';
+export type { ComponentRole, PipelineComponent, LoadedComponents, PipelineDescription } from './description.js';
+export { PIPELINE_DESCRIPTIONS } from './registry.js';
 export { StableDiffusionPipeline } from './stable-diffusion.js';
 export { FluxPipeline, packLatents, unpackLatents, latentImageIds } from './flux.js';
 export { denormalize, encodePng, readPng, writePng } from './image.js';

@@ -10,13 +10,18 @@ import { join, resolve } from 'node:path';
 import { ConfigError, ModelFormatError } from '../errors.js';
 import { readPipelineIndex } from '../models/convert.js';
 import type { ProviderName } from '../runtime/providers.js';
+import type { Model } from '../ir/graph.js';
+import { loadModel } from '../ir/serde.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { parseConfigJson } from '../schedulers/index.js';
-import { loadTokenizer, type Tokenizer } from '../tokenizers/index.js';
+import { loadTokenizer } from '../tokenizers/index.js';
 import { ensureConverted } from './cache.js';
-import { FluxPipeline } from './flux.js';
-import { makeScheduler, SessionDenoiser, type SchedulerSpec, type TextEncoderComponent, type VaeDecoderComponent } from './pipeline.js';
-import { StableDiffusionPipeline } from './stable-diffusion.js';
+import { SessionDenoiser } from './denoiser.js';
+import { checkLatentChannels, componentOf, type PipelineComponent, type PipelineDescription } from './description.js';
+import { makeScheduler, type SchedulerSpec, type TextEncoderComponent, type VaeDecoderComponent } from './pipeline.js';
+import { PIPELINE_DESCRIPTIONS, type Pipeline } from './registry.js';
+
+export type { Pipeline } from './registry.js';
 
 export interface LoadPipelineOptions {
   provider?: ProviderName;
@@ -32,16 +37,15 @@ export interface LoadPipelineOptions {
   onWarning?: (message: string) => void;
   /** conversion progress (first load of a diffusers folder) */
   onConvertProgress?: (component: string, done: number, total: number) => void;
+  /**
+   * Rewrites each component's graph before its session is created (quantizers, cachers), so an
+   * algorithm never needs a second load. Called once per component with its ONNX folder name
+   * (`unet`, `transformer`, `vae_decoder`, `text_encoder`, ...); the returned model is what runs.
+   */
+  transform?: (component: string, model: Model) => Model | Promise<Model>;
 }
 
-export type Pipeline = StableDiffusionPipeline | FluxPipeline;
-
 type Layout = 'onnx' | 'diffusers';
-
-const PIPELINES: Record<string, { denoiser: string; encoders: [string, string][] }> = {
-  StableDiffusionPipeline: { denoiser: 'unet', encoders: [['text_encoder', 'tokenizer']] },
-  FluxPipeline: { denoiser: 'transformer', encoders: [['text_encoder', 'tokenizer'], ['text_encoder_2', 'tokenizer_2']] },
-};
 
 interface PipelineIndex {
   className: string;
@@ -60,22 +64,24 @@ function readIndex(root: string): PipelineIndex {
   }
   // an ONNX folder without model_index.json: infer from the graphs present
   const has = (p: string) => existsSync(join(root, p));
-  const className = has('transformer/model.onnx') ? 'FluxPipeline' : has('unet/model.onnx') ? 'StableDiffusionPipeline' : '';
-  if (!className) throw new ModelFormatError('NOT_A_PIPELINE', 'no model_index.json (and no unet/model.onnx or transformer/model.onnx)', { file: root });
-  const components = new Map<string, string | null>();
-  for (const name of ['unet', 'transformer', 'vae', 'text_encoder', 'tokenizer', 'text_encoder_2', 'tokenizer_2', 'scheduler']) {
-    if (has(name) || (name === 'vae' && has('vae_decoder'))) components.set(name, name);
+  const denoisers = PIPELINE_DESCRIPTIONS.map((d) => componentOf(d, 'denoiser').onnx);
+  const desc = PIPELINE_DESCRIPTIONS.find((d) => has(`${componentOf(d, 'denoiser').onnx}/model.onnx`));
+  if (!desc) throw new ModelFormatError('NOT_A_PIPELINE', `no model_index.json (and no ${[...new Set(denoisers)].map((n) => `${n}/model.onnx`).join(' or ')})`, { file: root });
+  const components = new Map<string, string | null>([['scheduler', 'scheduler']]);
+  for (const c of desc.components) {
+    if (has(c.name) || has(c.onnx)) components.set(c.name, c.name);
+    if (c.tokenizer && has(c.tokenizer)) components.set(c.tokenizer, c.tokenizer);
   }
-  return { className, file: root, components };
+  return { className: desc.className, file: root, components };
 }
 
-function detectLayout(root: string): Layout {
-  return ['unet', 'transformer', 'vae_decoder', 'text_encoder'].some((c) => existsSync(join(root, c, 'model.onnx'))) ? 'onnx' : 'diffusers';
+function detectLayout(root: string, desc: PipelineDescription): Layout {
+  return desc.components.some((c) => existsSync(join(root, c.onnx, 'model.onnx'))) ? 'onnx' : 'diffusers';
 }
 
 /** The folder holding a component's config.json (and model.onnx in the ONNX layout). */
-function componentDir(root: string, name: string, layout: Layout): string {
-  return join(root, layout === 'onnx' && name === 'vae' ? 'vae_decoder' : name);
+function componentDir(root: string, c: PipelineComponent, layout: Layout): string {
+  return join(root, layout === 'onnx' ? c.onnx : c.name);
 }
 
 function readJson(file: string): Record<string, unknown> {
@@ -94,8 +100,9 @@ function missing(name: string, cls: string | null, what: string, index: Pipeline
 }
 
 /** Checks a model component: its folder, config.json and (ONNX layout) model.onnx. Returns its config. */
-function modelConfig(root: string, name: string, layout: Layout, index: PipelineIndex): Record<string, unknown> {
-  const dir = componentDir(root, name, layout);
+function modelConfig(root: string, c: PipelineComponent, layout: Layout, index: PipelineIndex): Record<string, unknown> {
+  const { name } = c;
+  const dir = componentDir(root, c, layout);
   const cls = index.components.get(name) ?? null;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw missing(name, cls, `its folder ${dir}`, index);
   if (layout === 'onnx' && !existsSync(join(dir, 'model.onnx'))) throw missing(name, cls, `${join(dir, 'model.onnx')}`, index);
@@ -104,24 +111,18 @@ function modelConfig(root: string, name: string, layout: Layout, index: Pipeline
   return readJson(cfg);
 }
 
-/** The width of a text encoder's output: CLIP hidden_size, T5 d_model. */
-function hiddenSize(cfg: Record<string, unknown>): number | undefined {
-  const v = cfg.hidden_size ?? cfg.d_model ?? (cfg.text_config as Record<string, unknown> | undefined)?.hidden_size;
-  return typeof v === 'number' ? v : undefined;
-}
-
-function mismatch(name: string, msg: string): ConfigError {
-  return new ConfigError('COMPONENT_MISMATCH', `${name}: ${msg}`, name);
-}
-
 interface Plan {
   root: string;
   index: PipelineIndex;
+  description: PipelineDescription<Pipeline>;
   layout: Layout;
   denoiserConfig: Record<string, unknown>;
   vaeConfig: Record<string, unknown>;
-  encoders: { name: string; tokenizerName: string; config: Record<string, unknown> }[];
+  /** text encoders listed with their tokenizers */
+  encoders: { spec: PipelineComponent; name: string; tokenizerName: string; config: Record<string, unknown> }[];
   scheduler: SchedulerSpec;
+  /** image sizes must be multiples of this */
+  sizeMultiple: number;
 }
 
 /** Reads and checks a pipeline folder without converting or creating sessions. */
@@ -129,18 +130,21 @@ export function inspectPipelineFolder(dir: string): Plan {
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new ModelFormatError('FILE_MISSING', 'no such pipeline folder', { file: dir });
   const index = readIndex(root);
-  const spec = PIPELINES[index.className];
-  if (!spec) {
-    throw new ModelFormatError('UNSUPPORTED_PIPELINE', `pipeline class '${index.className || '(none)'}' is not supported (supported: ${Object.keys(PIPELINES).join(', ')})`, { file: index.file });
+  const description = PIPELINE_DESCRIPTIONS.find((d) => d.className === index.className);
+  if (!description) {
+    throw new ModelFormatError('UNSUPPORTED_PIPELINE', `pipeline class '${index.className || '(none)'}' is not supported (supported: ${PIPELINE_DESCRIPTIONS.map((d) => d.className).join(', ')})`, { file: index.file });
   }
-  const layout = detectLayout(root);
+  const layout = detectLayout(root, description);
   const need = (name: string) => {
     if (!index.components.get(name)) throw new ModelFormatError('COMPONENT_MISSING', `${index.className} needs component '${name}', which model_index.json does not list`, { file: index.file });
   };
-  for (const c of [spec.denoiser, 'vae', 'scheduler']) need(c);
-  const denoiserConfig = modelConfig(root, spec.denoiser, layout, index);
-  const vaeConfig = modelConfig(root, 'vae', layout, index);
-  if (!Array.isArray(vaeConfig.block_out_channels)) throw new ModelFormatError('CONFIG_VALUE', "vae config has no block_out_channels", { file: join(componentDir(root, 'vae', layout), 'config.json') });
+  for (const c of description.components) if (c.required) need(c.name);
+  need('scheduler');
+  const configs = new Map<string, Record<string, unknown>>();
+  for (const c of description.components) if (c.required) configs.set(c.name, modelConfig(root, c, layout, index));
+  const vae = componentOf(description, 'vae_decoder');
+  const vaeConfig = configs.get(vae.name)!;
+  if (!Array.isArray(vaeConfig.block_out_channels)) throw new ModelFormatError('CONFIG_VALUE', "vae config has no block_out_channels", { file: join(componentDir(root, vae, layout), 'config.json') });
 
   const schedFile = join(root, 'scheduler', 'scheduler_config.json');
   if (!existsSync(schedFile)) throw missing('scheduler', index.components.get('scheduler') ?? null, schedFile, index);
@@ -153,48 +157,25 @@ export function inspectPipelineFolder(dir: string): Plan {
   }
 
   const encoders: Plan['encoders'] = [];
-  for (const [te, tok] of spec.encoders) {
-    const listed = !!index.components.get(te);
+  for (const spec of description.components) {
+    if (spec.role !== 'text_encoder') continue;
+    const tok = spec.tokenizer!;
+    const listed = !!index.components.get(spec.name);
     const tokListed = !!index.components.get(tok);
     if (tokListed && !existsSync(join(root, tok))) throw missing(tok, index.components.get(tok) ?? null, `its folder ${join(root, tok)}`, index);
     if (!listed) continue;
-    const config = modelConfig(root, te, layout, index);
-    if (tokListed) encoders.push({ name: te, tokenizerName: tok, config });
-  }
-
-  // widths: what the encoders give must be what the denoiser takes
-  const width = (name: string) => {
-    const e = encoders.find((x) => x.name === name);
-    return e ? { w: hiddenSize(e.config), e } : undefined;
-  };
-  if (index.className === 'StableDiffusionPipeline') {
-    const cross = denoiserConfig.cross_attention_dim;
-    const te = width('text_encoder');
-    if (te && typeof cross === 'number' && te.w !== cross) {
-      throw mismatch('text_encoder', `hidden_size ${te.w} does not match the unet's cross_attention_dim ${cross}`);
-    }
-    const lc = vaeConfig.latent_channels;
-    if (typeof lc === 'number' && typeof denoiserConfig.in_channels === 'number' && lc !== denoiserConfig.in_channels) {
-      throw mismatch('vae', `latent_channels ${lc} does not match the unet's in_channels ${denoiserConfig.in_channels}`);
-    }
-  } else {
-    const joint = denoiserConfig.joint_attention_dim;
-    const pooledDim = denoiserConfig.pooled_projection_dim;
-    const t5 = width('text_encoder_2');
-    if (t5 && typeof joint === 'number' && t5.w !== joint) {
-      throw mismatch('text_encoder_2', `hidden size ${t5.w} does not match the transformer's joint_attention_dim ${joint}`);
-    }
-    const clip = width('text_encoder');
-    if (clip && typeof pooledDim === 'number') {
-      const projection = /WithProjection/.test(String(index.components.get('text_encoder'))) ? clip.e.config.projection_dim : clip.w;
-      if (projection !== pooledDim) throw mismatch('text_encoder', `pooled width ${projection} does not match the transformer's pooled_projection_dim ${pooledDim}`);
-    }
-    const lc = vaeConfig.latent_channels;
-    if (typeof lc === 'number' && typeof denoiserConfig.in_channels === 'number' && lc * 4 !== denoiserConfig.in_channels) {
-      throw mismatch('vae', `latent_channels ${lc} × 4 (2×2 packing) does not match the transformer's in_channels ${denoiserConfig.in_channels}`);
+    const config = modelConfig(root, spec, layout, index);
+    if (tokListed) {
+      encoders.push({ spec, name: spec.name, tokenizerName: tok, config });
+      configs.set(spec.name, config);
     }
   }
-  return { root, index, layout, denoiserConfig, vaeConfig, encoders, scheduler };
+  // what the encoders give must be what the denoiser takes
+  checkLatentChannels(description, configs);
+  description.checkConfigs(configs, index.components);
+  const denoiserConfig = configs.get(componentOf(description, 'denoiser').name)!;
+  const sizeMultiple = 2 ** (vaeConfig.block_out_channels.length - 1) * description.patchSize;
+  return { root, index, description, layout, denoiserConfig, vaeConfig, encoders, scheduler, sizeMultiple };
 }
 
 /**
@@ -213,48 +194,47 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   }
   const so: SessionOptions = { ...opts.session, provider: opts.provider, threads: opts.threads, onWarning };
   const sessions: Session[] = [];
-  const open = async (name: string) => {
-    const s = await Session.create(join(componentDir(onnxDir, name, 'onnx'), 'model.onnx'), so);
+  const desc = plan.description;
+  const open = async (c: PipelineComponent) => {
+    const file = join(componentDir(onnxDir, c, 'onnx'), 'model.onnx');
+    const source = opts.transform ? await opts.transform(c.onnx, loadModel(file)) : file;
+    const s = await Session.create(source, so);
     sessions.push(s);
+    checkGraphIO(s, c, file);
     return s;
   };
   try {
-    const spec = PIPELINES[plan.index.className]!;
-    const den = await open(spec.denoiser);
-    const outName = den.outputNames.includes('out_sample') ? 'out_sample' : den.outputNames.includes('out_hidden_states') ? 'out_hidden_states' : den.outputNames[0]!;
-    const denoiser = new SessionDenoiser(den, outName);
-    const vaeSession = await open('vae');
+    const denSpec = componentOf(desc, 'denoiser');
+    const den = await open(denSpec);
+    const denoiser = new SessionDenoiser(den, denSpec.outputs.find((o) => den.outputNames.includes(o)) ?? den.outputNames[0]!);
+    const vaeSession = await open(componentOf(desc, 'vae_decoder'));
     const vae: VaeDecoderComponent = {
       session: vaeSession,
       config: plan.vaeConfig,
       scalingFactor: typeof plan.vaeConfig.scaling_factor === 'number' ? plan.vaeConfig.scaling_factor : 0.18215,
       shiftFactor: typeof plan.vaeConfig.shift_factor === 'number' ? plan.vaeConfig.shift_factor : 0,
     };
-    const encoders = new Map<string, TextEncoderComponent>();
+    const textEncoders = new Map<string, TextEncoderComponent>();
     for (const e of plan.encoders) {
-      const tokenizer: Tokenizer = loadTokenizer(join(onnxDir, e.tokenizerName), { onWarning });
-      encoders.set(e.name, { name: e.name, session: await open(e.name), tokenizer, config: e.config });
+      const tokenizer = loadTokenizer(join(onnxDir, e.tokenizerName), { onWarning });
+      textEncoders.set(e.name, { name: e.name, session: await open(e.spec), tokenizer, config: e.config });
     }
     const source = { dir: plan.root, onnxDir, cacheKey };
-    if (plan.index.className === 'StableDiffusionPipeline') {
-      checkUnetInputs(den, plan.denoiserConfig);
-      return new StableDiffusionPipeline(source, plan.scheduler, { denoiser, unetConfig: plan.denoiserConfig, textEncoder: encoders.get('text_encoder'), vae }, sessions, onWarning);
-    }
-    return new FluxPipeline(
-      source, plan.scheduler,
-      { denoiser, transformerConfig: plan.denoiserConfig, textEncoder: encoders.get('text_encoder'), textEncoder2: encoders.get('text_encoder_2'), vae },
-      sessions, onWarning,
-    );
+    return desc.create(source, plan.scheduler, { denoiser, denoiserConfig: plan.denoiserConfig, vae, textEncoders }, sessions, onWarning);
   } catch (e) {
     for (const s of sessions) await s.release().catch(() => undefined);
     throw e;
   }
 }
 
-function checkUnetInputs(s: Session, cfg: Record<string, unknown>): void {
-  for (const extra of ['text_embeds', 'time_ids']) {
-    if (s.inputNames.includes(extra)) {
-      throw new ModelFormatError('UNSUPPORTED_PIPELINE', `the unet takes '${extra}' (an SDXL UNet): StableDiffusionPipeline cannot drive it`, { file: String(cfg._class_name ?? 'unet') });
-    }
+/** A graph must take the inputs its pipeline feeds and give one of the outputs it reads. */
+function checkGraphIO(s: Session, c: PipelineComponent, file: string): void {
+  for (const [input, why] of Object.entries(c.foreignInputs ?? {})) {
+    if (s.inputNames.includes(input)) throw new ModelFormatError('UNSUPPORTED_PIPELINE', `the ${c.name} takes '${input}' (${why}): this pipeline cannot drive it`, { file });
+  }
+  const absent = c.inputs.filter((i) => !s.inputNames.includes(i));
+  if (absent.length) throw new ModelFormatError('COMPONENT_IO', `the ${c.name} graph lacks input${absent.length > 1 ? 's' : ''} ${absent.map((i) => `'${i}'`).join(', ')} (it has ${s.inputNames.join(', ')})`, { file });
+  if (c.role !== 'denoiser' && !c.outputs.some((o) => s.outputNames.includes(o))) {
+    throw new ModelFormatError('COMPONENT_IO', `the ${c.name} graph gives none of ${c.outputs.map((o) => `'${o}'`).join(', ')} (it gives ${s.outputNames.join(', ')})`, { file });
   }
 }

@@ -1,14 +1,22 @@
 /**
- * What the text-to-image pipelines share: option types and checks, the denoiser seam, the
- * per-pipeline lock, scheduler resolution, timings.
+ * What the text-to-image pipelines share: option types and checks, scheduler resolution, text
+ * encoding, and the one denoising loop (DiffusionPipeline.generate) that every pipeline runs,
+ * supplying its plan, its prompt encoding, how to predict at a step and how to decode.
  */
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { AbortError, ConfigError, ModelFormatError, SmashError } from '../errors.js';
-import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
-import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler } from '../schedulers/index.js';
-import type { Tokenizer } from '../tokenizers/index.js';
+import { f32 as hostF32, i64, type HostTensor, type Session } from '../runtime/session.js';
+import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler, type SetTimestepsOptions } from '../schedulers/index.js';
+import { Generator } from '../tensors/random.js';
+import { toInt64, type Tokenizer } from '../tokenizers/index.js';
+import type { CfgMode, DenoiseContext, Denoiser, GenerationSignature } from './denoiser.js';
 import { denormalize, type FloatTensor } from './image.js';
+
+export {
+  SessionDenoiser, StatefulDenoiser, sameSignature,
+  type Branch, type CfgMode, type DenoiseContext, type Denoiser, type DenoiserFeeds, type GenerationSignature, type Prediction, type PredictRequest,
+} from './denoiser.js';
 
 export type { FloatTensor } from './image.js';
 
@@ -28,6 +36,8 @@ export interface GenerateOptions {
   prompt?: string | string[];
   /** Stable Diffusion only (classifier-free guidance); default '' */
   negativePrompt?: string | string[];
+  /** Stable Diffusion with CFG: the two guidance branches as one batched call (default: the pipeline's `cfgMode`) or two calls */
+  cfgMode?: CfgMode;
   /** denoising steps (default: 50 for SD, 28 for Flux, as diffusers) */
   steps?: number;
   /** SD: CFG scale, on when > 1 (default 7.5); Flux dev: the guidance embedding (default 7.0, diffusers 0.30's) */
@@ -69,6 +79,8 @@ export interface GenerationSettings {
   negativePrompt: string[] | null;
   steps: number;
   guidanceScale: number;
+  /** how classifier-free guidance ran; null without it */
+  cfgMode: CfgMode | null;
   width: number;
   height: number;
   seed: number;
@@ -90,46 +102,6 @@ export interface GenerateResult {
   seed: number;
   settings: GenerationSettings;
   timings: Timings;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The denoiser seam: caching algorithms wrap this object.
-
-/** Which half of classifier-free guidance a call computes; 'cfg' = uncond and cond as one batch (uncond first). */
-export type Branch = 'cond' | 'uncond' | 'cfg';
-
-export interface DenoiseContext {
-  stepIndex: number;
-  numSteps: number;
-  timestep: number;
-  branch: Branch;
-}
-
-/**
- * The denoising model (UNet or transformer) as the loop calls it: once per step and branch.
- * Wrappers (e.g. feature caches) implement the same interface around another denoiser.
- */
-export interface Denoiser {
-  readonly inputNames: readonly string[];
-  predict(feeds: Record<string, HostTensor>, ctx: DenoiseContext): Promise<HostTensor>;
-  /** Forgets per-generation state; called at the start of every generate(). */
-  reset(): void;
-}
-
-/** The plain denoiser: one ONNX session, one output. */
-export class SessionDenoiser implements Denoiser {
-  /** ONNX runs so far (for diagnostics and tests) */
-  runs = 0;
-  constructor(readonly session: Session, readonly outputName: string) {}
-  get inputNames(): readonly string[] {
-    return this.session.inputNames;
-  }
-  async predict(feeds: Record<string, HostTensor>): Promise<HostTensor> {
-    this.runs++;
-    const r = await this.session.run(feeds, [this.outputName]);
-    return r.outputs[this.outputName]!;
-  }
-  reset(): void {}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,7 +220,7 @@ export function makeScheduler(spec: SchedulerSpec): Scheduler {
 }
 
 /** setTimesteps with a bad step count reported as the `steps` option. */
-export function setSchedule(s: Scheduler, steps: number, opts?: { mu?: number }): void {
+export function setSchedule(s: Scheduler, steps: number, opts?: SetTimestepsOptions): void {
   try {
     s.setTimesteps(steps, opts);
   } catch (e) {
@@ -314,32 +286,99 @@ export interface PipelineSource {
   cacheKey?: string;
 }
 
+/** The resolved options of one generate() call: what the loop and the reported settings read. */
+export interface PlanBase {
+  opts: GenerateOptions;
+  prompts: string[] | null;
+  /** the negative prompts, when CFG runs on prompts */
+  negatives: string[] | null;
+  /** prompts (or embedding rows) */
+  batch: number;
+  /** images per prompt */
+  n: number;
+  steps: number;
+  guidance: number;
+  /** how CFG runs; null without CFG */
+  cfg: CfgMode | null;
+  width: number;
+  height: number;
+  seed: number;
+  scheduler: SchedulerSpec;
+  /** setTimesteps' options (Flux: sigmas and mu) */
+  schedule: SetTimestepsOptions;
+  timesteps: number[];
+  maxSequenceLength?: number;
+  mu?: number;
+}
+
+/** The options every pipeline checks alike (size, steps, seed, prompt or embeddings), resolved. */
+export type CommonPlan = Pick<PlanBase, 'opts' | 'prompts' | 'batch' | 'n' | 'steps' | 'guidance' | 'width' | 'height' | 'seed'>;
+
+/** A step as the pipeline's prediction sees it: the denoiser context without the branch. */
+export type StepContext = Omit<DenoiseContext, 'branch'>;
+
+/** What a pipeline hands the loop for one generation. */
+export interface Denoising {
+  /** the initial latents as the denoiser sees them (Flux: packed) */
+  latents: Float32Array;
+  /** their shape, as the step callback reports it */
+  dims: readonly number[];
+  /** the model output the scheduler steps with, from the scaled model input (guidance included) */
+  predict(modelInput: Float32Array, step: StepContext): Promise<Float32Array>;
+  /** final latents -> images, and the latents unpacked NCHW before VAE scaling */
+  decode(latents: Float32Array): Promise<{ images: FloatTensor; latents: FloatTensor }>;
+}
+
 /**
- * Base of the text-to-image pipelines. `generate()` validates synchronously (bad input fails
- * before any compute), then runs under a promise-chain lock, so concurrent calls on one pipeline
- * run one after the other; all per-call state (scheduler, generator, latents) is local to the call.
+ * Base of the text-to-image pipelines, typed by the pipeline's plan `P` and its prompt
+ * embeddings `E`. `generate()` validates synchronously (bad input fails before any compute), then
+ * runs under a promise-chain lock, so concurrent calls on one pipeline run one after the other;
+ * all per-call state (scheduler, generator, latents) is local to the call. The loop is here, once.
  */
-export abstract class DiffusionPipeline {
+export abstract class DiffusionPipeline<P extends PlanBase, E> {
   abstract readonly className: string;
-  /** The denoiser the loop calls; replace it with a wrapper to add caching. */
-  abstract denoiser: Denoiser;
-  /** Image sizes must be multiples of this. */
-  abstract readonly sizeMultiple: number;
-  abstract readonly defaultSize: { width: number; height: number };
+  /** The denoiser the loop calls; replace it with a wrapper (see denoiser.ts) to add caching. */
+  denoiser: Denoiser;
+  readonly vae: VaeDecoderComponent;
+  /** Pixels per latent: the VAE's downsampling, 2**(len(block_out_channels)-1). */
+  readonly vaeScale: number;
+  /** Image sizes must be multiples of this: the VAE's downsampling × the latent patch size (diffusers' vae_scale_factor for Flux). */
+  readonly sizeMultiple: number;
+  readonly defaultSize: { width: number; height: number };
+  /** Latent channels as generate()'s `latents` option takes them (unpacked NCHW): in_channels / patchSize². */
+  readonly latentChannels: number;
   /** Text-encoder and VAE ONNX runs so far (the denoiser counts its own). */
   encoderRuns = 0;
   private tail: Promise<unknown> = Promise.resolve();
 
+  /** `layout`: the latent patch size (Flux packs 2×2) and the default size in latents (diffusers' default_sample_size). */
   protected constructor(
     readonly source: PipelineSource,
     readonly scheduler: SchedulerSpec,
+    c: { denoiser: Denoiser; denoiserConfig: Record<string, unknown>; vae: VaeDecoderComponent },
     protected readonly sessions: Session[],
     protected readonly onWarning: (message: string) => void,
-  ) {}
+    layout: { patchSize: number; defaultSampleSize: number },
+  ) {
+    this.denoiser = c.denoiser;
+    this.vae = c.vae;
+    this.vaeScale = 2 ** ((c.vae.config.block_out_channels as unknown[]).length - 1);
+    const p2 = layout.patchSize ** 2;
+    this.sizeMultiple = this.vaeScale * layout.patchSize;
+    this.defaultSize = { width: layout.defaultSampleSize * this.vaeScale, height: layout.defaultSampleSize * this.vaeScale };
+    this.latentChannels = Number(c.denoiserConfig.in_channels ?? 4 * p2) / p2;
+  }
+
+  /** Validates and resolves options; must not compute. */
+  protected abstract plan(opts: GenerateOptions): P;
+  /** The prompt embeddings of a call (text encoders, or the given embeddings repeated per image). */
+  protected abstract encodePrompt(plan: P): Promise<E>;
+  /** Initial latents, constant denoiser feeds, the prediction at a step and the decode, for one call. */
+  protected abstract prepareDenoising(plan: P, embeds: E, scheduler: Scheduler, generator: Generator): Denoising;
 
   /** Generates images; see GenerateOptions. */
   generate(opts: GenerateOptions = {}): Promise<GenerateResult> {
-    let plan: unknown;
+    let plan: P;
     try {
       checkAbort(opts.signal);
       plan = this.plan(opts);
@@ -348,9 +387,114 @@ export abstract class DiffusionPipeline {
     }
     return this.exclusive(async () => {
       checkAbort(opts.signal);
-      this.denoiser.reset();
       return this.execute(plan);
     });
+  }
+
+  /** The denoising loop. */
+  private async execute(plan: P): Promise<GenerateResult> {
+    const o = plan.opts;
+    const t0 = performance.now();
+    const embeds = await this.encodePrompt(plan);
+    const t1 = performance.now();
+    checkAbort(o.signal);
+
+    const scheduler = makeScheduler(plan.scheduler);
+    scheduler.setTimesteps(plan.steps, plan.schedule);
+    const generator = new Generator(plan.seed);
+    const T = scheduler.timesteps.length;
+    const signature: GenerationSignature = { batch: plan.batch * plan.n, width: plan.width, height: plan.height, steps: T, cfg: plan.cfg };
+    this.denoiser.reset(signature);
+    const run = this.prepareDenoising(plan, embeds, scheduler, generator);
+    let latents = run.latents;
+    const stepsMs: number[] = [];
+    for (let i = 0; i < T; i++) {
+      const ts = performance.now();
+      const timestep = scheduler.timesteps[i]!;
+      const step: StepContext = { stepIndex: i, numSteps: T, timestep, sigma: scheduler.sigmas?.[i], signature };
+      const out = await run.predict(scheduler.scaleModelInput(latents, i), step);
+      latents = scheduler.step(out, i, latents, { generator });
+      const ms = performance.now() - ts;
+      stepsMs.push(ms);
+      if (o.onStep) await o.onStep({ stepIndex: i, numSteps: T, timestep, latents: { dims: run.dims, data: latents }, ms });
+      checkAbort(o.signal);
+    }
+    const t2 = performance.now();
+    const decoded = await run.decode(latents);
+    const t3 = performance.now();
+
+    return {
+      images: decoded.images,
+      latents: decoded.latents,
+      seed: plan.seed,
+      settings: {
+        pipeline: this.className,
+        prompt: plan.prompts,
+        negativePrompt: plan.negatives,
+        steps: plan.steps,
+        guidanceScale: plan.guidance,
+        cfgMode: plan.cfg,
+        width: plan.width,
+        height: plan.height,
+        seed: plan.seed,
+        numImagesPerPrompt: plan.n,
+        scheduler: { className: scheduler.className, config: scheduler.config },
+        timesteps: plan.timesteps,
+        ...(plan.maxSequenceLength !== undefined ? { maxSequenceLength: plan.maxSequenceLength } : {}),
+        ...(plan.mu !== undefined ? { mu: plan.mu } : {}),
+        latentsGiven: !!o.latents,
+        promptEmbedsGiven: !!o.promptEmbeds,
+      },
+      timings: { totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs },
+    };
+  }
+
+  /**
+   * The checks every pipeline shares: steps, guidance, size, images per prompt, seed, and a
+   * prompt or prompt embeddings (`embedsWidth` wide). Pipeline-specific checks go before or after.
+   */
+  protected planCommon(o: GenerateOptions, d: { steps: number; guidance: number; embedsWidth: number; embedsWhat: string; noPrompt: string }): CommonPlan {
+    const steps = checkInt('steps', o.steps ?? d.steps, 1);
+    const guidance = checkNonNegative('guidanceScale', o.guidanceScale ?? d.guidance);
+    const why = `the pipeline's vae_scale_factor`;
+    const width = checkSize('width', o.width ?? this.defaultSize.width, this.sizeMultiple, why);
+    const height = checkSize('height', o.height ?? this.defaultSize.height, this.sizeMultiple, why);
+    const n = checkInt('numImagesPerPrompt', o.numImagesPerPrompt ?? 1, 1, 4096);
+    const seed = checkSeed(o.seed);
+    let prompts: string[] | null = null;
+    let batch: number;
+    if (o.prompt !== undefined && o.promptEmbeds !== undefined) throw badOption('prompt', 'give either prompt or promptEmbeds, not both');
+    if (o.promptEmbeds !== undefined) {
+      batch = checkTensor('promptEmbeds', o.promptEmbeds, [null, null, d.embedsWidth], d.embedsWhat).dims[0]!;
+    } else {
+      if (o.prompt === undefined) throw badOption('prompt', d.noPrompt);
+      prompts = checkPrompts('prompt', o.prompt);
+      batch = prompts.length;
+    }
+    return { opts: o, prompts, batch, n, steps, guidance, width, height, seed };
+  }
+
+  /** Checks the `latents` option: unpacked NCHW initial noise of the call's shape. */
+  protected checkLatents(c: CommonPlan): void {
+    if (c.opts.latents === undefined) return;
+    const f = this.vaeScale;
+    checkTensor('latents', c.opts.latents, [c.batch * c.n, this.latentChannels, c.height / f, c.width / f], 'unpacked NCHW: batch × images per prompt, latent channels, height/f, width/f (f the VAE downsampling)');
+  }
+
+  /** The call's scheduler, its setTimesteps options and timesteps; a bad step count fails as `steps`. */
+  protected planSchedule(o: GenerateOptions, steps: number, options: (s: Scheduler) => SetTimestepsOptions = () => ({})) {
+    const scheduler = resolveScheduler(this.scheduler, o.scheduler);
+    const s = makeScheduler(scheduler);
+    const schedule = options(s);
+    setSchedule(s, steps, schedule);
+    return { scheduler, schedule, timesteps: [...s.timesteps] };
+  }
+
+  /** The initial noise, unpacked NCHW [B, C, h, w]: the given latents or the seeded generator's. */
+  protected initialNoise(plan: P, generator: Generator): { data: Float32Array; dims: number[] } {
+    const dims = [plan.batch * plan.n, this.latentChannels, plan.height / this.vaeScale, plan.width / this.vaeScale];
+    const data = plan.opts.latents ? Float32Array.from(plan.opts.latents.data) : generator.randn(dims.reduce((a, b) => a * b, 1));
+    return { data, dims };
   }
 
   /** Runs `fn` after every earlier call has settled. */
@@ -360,14 +504,17 @@ export abstract class DiffusionPipeline {
     return run;
   }
 
-  /** Validates and resolves options; must not compute. */
-  protected abstract plan(opts: GenerateOptions): unknown;
-  protected abstract execute(plan: unknown): Promise<GenerateResult>;
-
   protected async runEncoder(session: Session, feeds: Record<string, HostTensor>, fetch: string): Promise<HostTensor> {
     this.encoderRuns++;
     const r = await session.run(feeds, [fetch]);
     return r.outputs[fetch]!;
+  }
+
+  /** One output of a text encoder for a batch of texts, padded and truncated to `maxLength` tokens. */
+  protected async encodeText(te: TextEncoderComponent, texts: string[], maxLength: number, fetch: string): Promise<Float32Array> {
+    const ids: number[] = [];
+    for (const t of texts) ids.push(...te.tokenizer.encode(t, { maxLength, padding: true, truncation: true, onWarning: this.onWarning }).ids);
+    return asF32(await this.runEncoder(te.session, { input_ids: i64([texts.length, maxLength], toInt64(ids)) }, fetch), te.name);
   }
 
   /**
@@ -391,8 +538,8 @@ export abstract class DiffusionPipeline {
   }
 }
 
-/** Runs the per-step callback, then checks for abort. */
-export async function afterStep(opts: GenerateOptions, info: StepInfo): Promise<void> {
-  if (opts.onStep) await opts.onStep(info);
-  checkAbort(opts.signal);
+/** A tokenizer's model_max_length, or CLIP's 77 where the tokenizer sets none. */
+export function tokenLength(te: TextEncoderComponent): number {
+  const n = te.tokenizer.modelMaxLength;
+  return Number.isFinite(n) ? n : 77;
 }

@@ -4,224 +4,142 @@
  * uncond and cond as one batch of 2 (uncond first), init_noise_sigma scaling of the initial
  * noise, decode of latents / scaling_factor, (x/2+0.5).clamp(0,1).
  */
-import { f32 as hostF32, i64, type Session } from '../runtime/session.js';
-import { toInt64 } from '../tokenizers/index.js';
-import { Generator } from '../tensors/random.js';
+import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
+import type { Scheduler } from '../schedulers/index.js';
+import type { Generator } from '../tensors/random.js';
+import type { Branch, CfgMode, DenoiserFeeds } from './denoiser.js';
+import { encoderWidth, mismatch, type LoadedComponents, type PipelineDescription } from './description.js';
 import {
-  afterStep, asF32, badOption, checkAbort, checkInt, checkNonNegative, checkPrompts, checkSeed, checkSize, checkTensor, concat,
-  DiffusionPipeline, filled, makeScheduler, repeatRows, resolveScheduler, setSchedule,
-  type Denoiser, type GenerateOptions, type GenerateResult, type PipelineSource, type SchedulerSpec,
-  type TextEncoderComponent, type VaeDecoderComponent,
+  asF32, badOption, checkPrompts, checkTensor, concat, DiffusionPipeline, filled, repeatRows, tokenLength,
+  type Denoising, type GenerateOptions, type PipelineSource, type PlanBase, type SchedulerSpec, type StepContext,
+  type TextEncoderComponent,
 } from './pipeline.js';
 
-export interface StableDiffusionComponents {
-  denoiser: Denoiser;
-  unetConfig: Record<string, unknown>;
-  textEncoder?: TextEncoderComponent;
-  vae: VaeDecoderComponent;
+/** CLIP last_hidden_state rows per image: the conditioning, and the unconditional one under CFG. */
+interface SdEmbeds {
+  cond: Float32Array;
+  uncond?: Float32Array;
+  seqLen: number;
 }
 
-interface SdPlan {
-  opts: GenerateOptions;
-  prompts: string[] | null;
-  negatives: string[] | null;
-  batch: number;
-  n: number;
-  steps: number;
-  guidance: number;
-  cfg: boolean;
-  width: number;
-  height: number;
-  seed: number;
-  scheduler: SchedulerSpec;
-  timesteps: number[];
-}
+export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbeds> {
+  static readonly description: PipelineDescription<StableDiffusionPipeline> = {
+    className: 'StableDiffusionPipeline',
+    patchSize: 1,
+    components: [
+      {
+        name: 'unet', role: 'denoiser', onnx: 'unet', required: true,
+        inputs: ['sample', 'timestep', 'encoder_hidden_states'], optionalInputs: ['timestep_cond'], outputs: ['out_sample'],
+        foreignInputs: { text_embeds: 'an SDXL UNet', time_ids: 'an SDXL UNet' },
+      },
+      { name: 'vae', role: 'vae_decoder', onnx: 'vae_decoder', required: true, inputs: ['latent_sample'], outputs: ['sample'] },
+      { name: 'text_encoder', role: 'text_encoder', onnx: 'text_encoder', required: false, tokenizer: 'tokenizer', inputs: ['input_ids'], outputs: ['last_hidden_state'] },
+    ],
+    checkConfigs(configs) {
+      const unet = configs.get('unet')!;
+      const cross = unet.cross_attention_dim;
+      const te = encoderWidth(configs.get('text_encoder'));
+      if (te !== undefined && typeof cross === 'number' && te !== cross) throw mismatch('text_encoder', `hidden_size ${te} does not match the unet's cross_attention_dim ${cross}`);
+    },
+    create: (source, scheduler, c, sessions, onWarning) => new StableDiffusionPipeline(source, scheduler, c, sessions, onWarning),
+  };
 
-export class StableDiffusionPipeline extends DiffusionPipeline {
   readonly className = 'StableDiffusionPipeline';
-  denoiser: Denoiser;
-  readonly sizeMultiple: number;
-  readonly defaultSize: { width: number; height: number };
-  readonly latentChannels: number;
   readonly crossAttentionDim: number;
   /** LCM-style UNets take a guidance-scale embedding instead of CFG */
   readonly timeCondDim: number | undefined;
   readonly textEncoder?: TextEncoderComponent;
-  readonly vae: VaeDecoderComponent;
+  /** How CFG runs when a call does not say (generate's `cfgMode`): one batched call, or one per branch. */
+  cfgMode: CfgMode = 'batched';
 
-  constructor(source: PipelineSource, scheduler: SchedulerSpec, c: StableDiffusionComponents, sessions: Session[], onWarning: (m: string) => void) {
-    super(source, scheduler, sessions, onWarning);
-    this.denoiser = c.denoiser;
-    this.textEncoder = c.textEncoder;
-    this.vae = c.vae;
-    const blocks = c.vae.config.block_out_channels as unknown[];
-    this.sizeMultiple = 2 ** (blocks.length - 1);
-    const sample = Number(c.unetConfig.sample_size ?? 64);
-    this.defaultSize = { width: sample * this.sizeMultiple, height: sample * this.sizeMultiple };
-    this.latentChannels = Number(c.unetConfig.in_channels ?? 4);
-    this.crossAttentionDim = Number(c.unetConfig.cross_attention_dim);
-    const tc = c.unetConfig.time_cond_proj_dim;
+  constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
+    super(source, scheduler, c, sessions, onWarning, { patchSize: StableDiffusionPipeline.description.patchSize, defaultSampleSize: Number(c.denoiserConfig.sample_size ?? 64) });
+    this.textEncoder = c.textEncoders.get('text_encoder');
+    this.crossAttentionDim = Number(c.denoiserConfig.cross_attention_dim);
+    const tc = c.denoiserConfig.time_cond_proj_dim;
     this.timeCondDim = typeof tc === 'number' ? tc : undefined;
   }
 
-  protected plan(opts: GenerateOptions): SdPlan {
-    const o = opts;
+  protected plan(o: GenerateOptions): PlanBase {
     if (o.pooledPromptEmbeds !== undefined) throw badOption('pooledPromptEmbeds', 'StableDiffusionPipeline takes no pooled embeddings');
     if (o.maxSequenceLength !== undefined) throw badOption('maxSequenceLength', 'applies to Flux (T5) only; CLIP takes 77 tokens');
-    const steps = checkInt('steps', o.steps ?? 50, 1);
-    const guidance = checkNonNegative('guidanceScale', o.guidanceScale ?? 7.5);
-    const why = `the VAE's downsampling factor 2**(len(block_out_channels)-1)`;
-    const width = checkSize('width', o.width ?? this.defaultSize.width, this.sizeMultiple, why);
-    const height = checkSize('height', o.height ?? this.defaultSize.height, this.sizeMultiple, why);
-    const n = checkInt('numImagesPerPrompt', o.numImagesPerPrompt ?? 1, 1, 4096);
-    const seed = checkSeed(o.seed);
-    const cfg = guidance > 1 && this.timeCondDim === undefined;
-
-    let prompts: string[] | null = null;
-    let batch: number;
-    if (o.prompt !== undefined && o.promptEmbeds !== undefined) throw badOption('prompt', 'give either prompt or promptEmbeds, not both');
-    if (o.promptEmbeds !== undefined) {
-      const pe = checkTensor('promptEmbeds', o.promptEmbeds, [null, null, this.crossAttentionDim], 'batch, sequence, the UNet cross_attention_dim');
-      batch = pe.dims[0]!;
-    } else {
-      if (o.prompt === undefined) throw badOption('prompt', 'give a prompt or promptEmbeds');
-      prompts = checkPrompts('prompt', o.prompt);
-      batch = prompts.length;
-    }
+    if (o.cfgMode !== undefined && o.cfgMode !== 'batched' && o.cfgMode !== 'split') throw badOption('cfgMode', `must be 'batched' or 'split', got ${JSON.stringify(o.cfgMode)}`);
+    const c = this.planCommon(o, {
+      steps: 50, guidance: 7.5, embedsWidth: this.crossAttentionDim,
+      embedsWhat: 'batch, sequence, the UNet cross_attention_dim', noPrompt: 'give a prompt or promptEmbeds',
+    });
+    const cfg = c.guidance > 1 && this.timeCondDim === undefined ? (o.cfgMode ?? this.cfgMode) : null;
     let negatives: string[] | null = null;
     if (o.negativePrompt !== undefined && o.negativePromptEmbeds !== undefined) throw badOption('negativePrompt', 'give either negativePrompt or negativePromptEmbeds, not both');
     if (o.negativePromptEmbeds !== undefined) {
       if (!o.promptEmbeds) throw badOption('negativePromptEmbeds', 'needs promptEmbeds too');
       checkTensor('negativePromptEmbeds', o.negativePromptEmbeds, o.promptEmbeds.dims, 'the shape of promptEmbeds');
     } else if (cfg) {
-      negatives = o.negativePrompt === undefined ? Array(batch).fill('') : checkPrompts('negativePrompt', o.negativePrompt);
-      if (negatives.length === 1 && typeof o.negativePrompt === 'string') negatives = Array(batch).fill(negatives[0]);
-      if (negatives.length !== batch) throw badOption('negativePrompt', `has ${negatives.length} entries, the prompt batch ${batch}`);
+      negatives = o.negativePrompt === undefined ? Array(c.batch).fill('') : checkPrompts('negativePrompt', o.negativePrompt);
+      if (negatives.length === 1 && typeof o.negativePrompt === 'string') negatives = Array(c.batch).fill(negatives[0]);
+      if (negatives.length !== c.batch) throw badOption('negativePrompt', `has ${negatives.length} entries, the prompt batch ${c.batch}`);
     }
-    if ((prompts || negatives) && !this.textEncoder) {
-      throw badOption(prompts ? 'prompt' : 'negativePromptEmbeds', 'this pipeline has no text_encoder/tokenizer: pass promptEmbeds (and negativePromptEmbeds for guidance > 1)');
+    if ((c.prompts || negatives) && !this.textEncoder) {
+      throw badOption(c.prompts ? 'prompt' : 'negativePromptEmbeds', 'this pipeline has no text_encoder/tokenizer: pass promptEmbeds (and negativePromptEmbeds for guidance > 1)');
     }
-    const f = this.sizeMultiple;
-    if (o.latents !== undefined) {
-      checkTensor('latents', o.latents, [batch * n, this.latentChannels, height / f, width / f], 'batch × images per prompt, UNet in_channels, height/f, width/f');
-    }
-    const scheduler = resolveScheduler(this.scheduler, o.scheduler);
-    const s = makeScheduler(scheduler);
-    setSchedule(s, steps);
-    return { opts: o, prompts, negatives, batch, n, steps, guidance, cfg, width, height, seed, scheduler, timesteps: [...s.timesteps] };
+    this.checkLatents(c);
+    return { ...c, negatives, cfg, ...this.planSchedule(o, c.steps) };
   }
 
-  /** CLIP last_hidden_state for a batch of texts, padded to `maxLength`. */
-  private async encodeText(texts: string[], maxLength: number): Promise<Float32Array> {
-    const te = this.textEncoder!;
-    const ids: number[] = [];
-    for (const t of texts) ids.push(...te.tokenizer.encode(t, { maxLength, padding: true, truncation: true, onWarning: this.onWarning }).ids);
-    const out = await this.runEncoder(te.session, { input_ids: i64([texts.length, maxLength], toInt64(ids)) }, 'last_hidden_state');
-    return asF32(out, 'text_encoder');
-  }
-
-  protected async execute(p: unknown): Promise<GenerateResult> {
-    const plan = p as SdPlan;
+  protected async encodePrompt(plan: PlanBase): Promise<SdEmbeds> {
     const o = plan.opts;
-    const t0 = performance.now();
-    const B = plan.batch * plan.n;
+    const rows = (x: Float32Array) => repeatRows(x, plan.batch, plan.n);
+    // diffusers pads the negative prompt to the conditioning's length
+    const seqLen = o.promptEmbeds ? o.promptEmbeds.dims[1]! : tokenLength(this.textEncoder!);
+    const clip = (texts: string[]) => this.encodeText(this.textEncoder!, texts, seqLen, 'last_hidden_state');
+    const cond = rows(o.promptEmbeds ? o.promptEmbeds.data : await clip(plan.prompts!));
+    if (!plan.cfg) return { cond, seqLen };
+    const uncond = rows(o.negativePromptEmbeds ? o.negativePromptEmbeds.data : await clip(plan.negatives!));
+    return { cond, uncond, seqLen };
+  }
 
-    // 1. text
-    let cond: Float32Array;
-    let seqLen: number;
-    if (o.promptEmbeds) {
-      cond = repeatRows(o.promptEmbeds.data, plan.batch, plan.n);
-      seqLen = o.promptEmbeds.dims[1]!;
-    } else {
-      seqLen = this.textEncoder!.tokenizer.modelMaxLength;
-      if (!Number.isFinite(seqLen)) seqLen = 77;
-      cond = repeatRows(await this.encodeText(plan.prompts!, seqLen), plan.batch, plan.n);
-    }
-    let uncond: Float32Array | undefined;
-    if (plan.cfg) {
-      // diffusers pads the negative prompt to the conditioning's length
-      uncond = o.negativePromptEmbeds
-        ? repeatRows(o.negativePromptEmbeds.data, plan.batch, plan.n)
-        : repeatRows(await this.encodeText(plan.negatives!, seqLen), plan.batch, plan.n);
-    }
-    const t1 = performance.now();
-    checkAbort(o.signal);
-
-    // 2. schedule and initial noise
-    const scheduler = makeScheduler(plan.scheduler);
-    scheduler.setTimesteps(plan.steps);
-    const gen = new Generator(plan.seed);
-    const f = this.sizeMultiple;
-    const C = this.latentChannels;
-    const h = plan.height / f;
-    const w = plan.width / f;
-    const latentDims = [B, C, h, w];
-    let latents = o.latents ? Float32Array.from(o.latents.data) : gen.randn(B * C * h * w);
+  protected prepareDenoising(plan: PlanBase, e: SdEmbeds, scheduler: Scheduler, generator: Generator): Denoising {
+    const noise = this.initialNoise(plan, generator);
+    const latents = noise.data;
     const sigma0 = Math.fround(scheduler.initNoiseSigma);
     if (sigma0 !== 1) for (let i = 0; i < latents.length; i++) latents[i] = Math.fround(latents[i]! * sigma0);
-
+    const [B, C, h, w] = noise.dims as [number, number, number, number];
     const D = this.crossAttentionDim;
-    const context = plan.cfg
-      ? hostF32([2 * B, seqLen, D], concat(uncond!, cond))
-      : hostF32([B, seqLen, D], cond);
-    const timestepCond = this.timeCondDim !== undefined ? guidanceScaleEmbedding(plan.guidance - 1, this.timeCondDim, B) : undefined;
-
-    // 3. denoise
-    const T = scheduler.timesteps.length;
-    const stepsMs: number[] = [];
+    const context = (b: number, data: Float32Array) => hostF32([b, e.seqLen, D], data);
+    // the feeds that stay the same for the whole generation, adapted once per branch
+    const fixed = (branch: Branch): DenoiserFeeds => {
+      if (branch === 'cfg') return this.denoiser.prepare({ encoder_hidden_states: context(2 * B, concat(e.uncond!, e.cond)) });
+      if (branch === 'uncond') return this.denoiser.prepare({ encoder_hidden_states: context(B, e.uncond!) });
+      const cond: Record<string, HostTensor> = { encoder_hidden_states: context(B, e.cond) };
+      if (this.timeCondDim !== undefined) cond.timestep_cond = hostF32([B, this.timeCondDim], guidanceScaleEmbedding(plan.guidance - 1, this.timeCondDim, B));
+      return this.denoiser.prepare(cond);
+    };
+    const branches: Branch[] = plan.cfg === 'batched' ? ['cfg'] : plan.cfg === 'split' ? ['uncond', 'cond'] : ['cond'];
+    const feeds = new Map(branches.map((b) => [b, fixed(b)]));
+    const call = async (branch: Branch, x: Float32Array, rows: number, step: StepContext) => {
+      const stepFeeds = { sample: hostF32([rows, C, h, w], x), timestep: hostF32([rows], filled(rows, step.timestep)) };
+      return asF32((await this.denoiser.predict({ ...feeds.get(branch)!, ...stepFeeds }, { ...step, branch })).sample, 'unet');
+    };
     const g = Math.fround(plan.guidance);
-    for (let i = 0; i < T; i++) {
-      const ts = performance.now();
-      const t = scheduler.timesteps[i]!;
-      const scaled = scheduler.scaleModelInput(latents, i);
-      const batchN = plan.cfg ? 2 * B : B;
-      const feeds: Record<string, ReturnType<typeof hostF32>> = {
-        sample: hostF32([batchN, C, h, w], plan.cfg ? concat(scaled, scaled) : scaled),
-        timestep: hostF32([batchN], filled(batchN, t)),
-        encoder_hidden_states: context,
-      };
-      if (timestepCond) feeds.timestep_cond = hostF32([B, this.timeCondDim!], timestepCond);
-      const out = asF32(await this.denoiser.predict(feeds, { stepIndex: i, numSteps: T, timestep: t, branch: plan.cfg ? 'cfg' : 'cond' }), 'unet');
-      let noise: Float32Array;
-      if (plan.cfg) {
-        const half = out.length / 2;
-        noise = new Float32Array(half);
-        for (let k = 0; k < half; k++) {
-          const u = out[k]!;
-          noise[k] = Math.fround(u + Math.fround(g * Math.fround(out[half + k]! - u)));
-        }
-      } else noise = out;
-      latents = scheduler.step(noise, i, latents, { generator: gen });
-      const ms = performance.now() - ts;
-      stepsMs.push(ms);
-      await afterStep(o, { stepIndex: i, numSteps: T, timestep: t, latents: { dims: latentDims, data: latents }, ms });
-    }
-    const t2 = performance.now();
-
-    // 4. decode
-    const images = await this.decodeLatents(this.vae, latents, latentDims, 0);
-    const t3 = performance.now();
-
     return {
-      images,
-      latents: { dims: latentDims, data: latents },
-      seed: plan.seed,
-      settings: {
-        pipeline: this.className,
-        prompt: plan.prompts,
-        negativePrompt: plan.cfg ? (plan.negatives ?? null) : null,
-        steps: plan.steps,
-        guidanceScale: plan.guidance,
-        width: plan.width,
-        height: plan.height,
-        seed: plan.seed,
-        numImagesPerPrompt: plan.n,
-        scheduler: { className: scheduler.className, config: scheduler.config },
-        timesteps: plan.timesteps,
-        latentsGiven: !!o.latents,
-        promptEmbedsGiven: !!o.promptEmbeds,
+      latents,
+      dims: noise.dims,
+      predict: async (x, step) => {
+        if (!plan.cfg) return call('cond', x, B, step);
+        let u: Float32Array, c: Float32Array;
+        if (plan.cfg === 'batched') {
+          const out = await call('cfg', concat(x, x), 2 * B, step);
+          u = out.subarray(0, out.length / 2);
+          c = out.subarray(out.length / 2);
+        } else {
+          u = await call('uncond', x, B, step);
+          c = await call('cond', x, B, step);
+        }
+        const noisePred = new Float32Array(u.length);
+        for (let k = 0; k < u.length; k++) noisePred[k] = Math.fround(u[k]! + Math.fround(g * Math.fround(c[k]! - u[k]!)));
+        return noisePred;
       },
-      timings: { totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs },
+      decode: async (final) => ({ images: await this.decodeLatents(this.vae, final, noise.dims, 0), latents: { dims: noise.dims, data: final } }),
     };
   }
 }

@@ -31,8 +31,30 @@ export interface SessionOptions {
   onWarning?: (message: string) => void;
 }
 
+/**
+ * A tensor as onnxruntime holds it. Fed back as it is: no copy into a new host array, no
+ * float16 -> float32 widening (state tensors that only go back into the next run), and no
+ * adaptation (feeds prepared once per generation, see `Session.prepare`).
+ */
+export type OrtTensor = ort.Tensor;
+
+/** What a run accepts per input. */
+export type Feed = HostTensor | OrtTensor;
+
+export function isOrtTensor(t: unknown): t is OrtTensor {
+  return t instanceof ort.Tensor;
+}
+
+export interface RunOptions {
+  /** outputs to return as they are, in `kept` (not copied, not widened), instead of in `outputs` */
+  keep?: readonly string[];
+}
+
 export interface RunResult {
+  /** fetched outputs as host tensors (float16 widened to float32) */
   outputs: Record<string, HostTensor>;
+  /** the outputs named in `keep`, as onnxruntime returned them */
+  kept: Record<string, OrtTensor>;
   ms: number;
 }
 
@@ -119,14 +141,34 @@ export class Session {
     }
   }
 
-  /** Runs with named feeds; `fetches` restricts the outputs (default: all). */
-  async run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<RunResult> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [k, raw] of Object.entries(feeds)) {
-      const spec = this.inputs.get(k);
-      const t = spec ? adaptFeed(raw, spec) : raw;
-      ortFeeds[k] = new ort.Tensor(t.dtype as never, t.data as never, t.dims as number[]);
-    }
+  /** Host feeds adapted to the graph so far (see `prepare`): tests count these. */
+  adaptations = 0;
+
+  /**
+   * Adapts host feeds to the graph's declared dtypes and ranks once and wraps them as ORT
+   * tensors, so feeds that do not change during a generation (text embeddings, ids) are not
+   * adapted again on every run.
+   */
+  prepare(feeds: Record<string, HostTensor>): Record<string, OrtTensor> {
+    const out: Record<string, OrtTensor> = {};
+    for (const [k, raw] of Object.entries(feeds)) out[k] = this.toOrt(k, raw);
+    return out;
+  }
+
+  private toOrt(name: string, raw: HostTensor): OrtTensor {
+    this.adaptations++;
+    const spec = this.inputs.get(name);
+    const t = spec ? adaptFeed(raw, spec) : raw;
+    return new ort.Tensor(t.dtype as never, t.data as never, t.dims as number[]);
+  }
+
+  /**
+   * Runs with named feeds (host tensors are adapted, ORT tensors go in as they are); `fetches`
+   * restricts the outputs (default: all); outputs named in `opts.keep` come back untouched in `kept`.
+   */
+  async run(feeds: Record<string, Feed>, fetches?: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const ortFeeds: Record<string, OrtTensor> = {};
+    for (const [k, raw] of Object.entries(feeds)) ortFeeds[k] = isOrtTensor(raw) ? raw : this.toOrt(k, raw);
     const t0 = performance.now();
     let res: ort.InferenceSession.ReturnType;
     try {
@@ -136,8 +178,13 @@ export class Session {
     }
     const ms = performance.now() - t0;
     const outputs: Record<string, HostTensor> = {};
-    for (const [k, v] of Object.entries(res)) outputs[k] = adaptOutput({ dtype: v.type as DType, dims: [...v.dims], data: v.data as TypedArray });
-    return { outputs, ms };
+    const kept: Record<string, OrtTensor> = {};
+    const keep = new Set(opts.keep ?? []);
+    for (const [k, v] of Object.entries(res)) {
+      if (keep.has(k)) kept[k] = v;
+      else outputs[k] = adaptOutput({ dtype: v.type as DType, dims: [...v.dims], data: v.data as TypedArray });
+    }
+    return { outputs, kept, ms };
   }
 
   async release(): Promise<void> {

@@ -3,7 +3,7 @@ import {
   PREDICTION_TYPES, SchedulerConfig, TIMESTEP_SPACINGS, alphasCumprod, f32, makeBetas, predictX0Eps, spacedTimesteps,
   type PredictionType, type TimestepSpacing,
 } from './common.js';
-import { SchedulerBase } from './scheduler.js';
+import { SchedulerBase, type SetTimestepsOptions } from './scheduler.js';
 
 const DEFAULTS = {
   num_train_timesteps: 1000,
@@ -45,7 +45,8 @@ export class DDIMScheduler extends SchedulerBase {
     this.config = cfg.values;
   }
 
-  setTimesteps(numInferenceSteps: number): void {
+  setTimesteps(numInferenceSteps: number, opts?: SetTimestepsOptions): void {
+    this.rejectSigmas(opts);
     this.checkSteps(numInferenceSteps, this.numTrain);
     this.numInferenceSteps = numInferenceSteps;
     this.timesteps = Float32Array.from(spacedTimesteps(this.spacing, this.numTrain, numInferenceSteps, this.stepsOffset, true));

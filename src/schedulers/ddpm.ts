@@ -3,7 +3,7 @@ import {
   PREDICTION_TYPES, SchedulerConfig, TIMESTEP_SPACINGS, alphasCumprod, drawNoise, f32, makeBetas, predictX0Eps,
   spacedTimesteps, type PredictionType, type TimestepSpacing,
 } from './common.js';
-import { SchedulerBase, type StepOptions } from './scheduler.js';
+import { SchedulerBase, type StepOptions, type SetTimestepsOptions } from './scheduler.js';
 
 const DEFAULTS = {
   num_train_timesteps: 1000,
@@ -48,7 +48,8 @@ export class DDPMScheduler extends SchedulerBase {
     this.config = cfg.values;
   }
 
-  setTimesteps(numInferenceSteps: number): void {
+  setTimesteps(numInferenceSteps: number, opts?: SetTimestepsOptions): void {
+    this.rejectSigmas(opts);
     this.checkSteps(numInferenceSteps, this.numTrain);
     this.numInferenceSteps = numInferenceSteps;
     this.timesteps = Float32Array.from(spacedTimesteps(this.spacing, this.numTrain, numInferenceSteps, this.stepsOffset, true));

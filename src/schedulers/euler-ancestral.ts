@@ -3,7 +3,7 @@ import {
   SchedulerConfig, TIMESTEP_SPACINGS, drawNoise, eulerInitNoiseSigma, f32, interpIndex, scaleBySigma, sigmaAlphasCumprod,
   sigmasFromAlphasCumprod, spacedTimesteps, type TimestepSpacing,
 } from './common.js';
-import { SchedulerBase, type StepOptions } from './scheduler.js';
+import { SchedulerBase, type StepOptions, type SetTimestepsOptions } from './scheduler.js';
 
 const DEFAULTS = {
   num_train_timesteps: 1000,
@@ -41,7 +41,8 @@ export class EulerAncestralDiscreteScheduler extends SchedulerBase {
     return eulerInitNoiseSigma(this.sigmas, this.spacing);
   }
 
-  setTimesteps(numInferenceSteps: number): void {
+  setTimesteps(numInferenceSteps: number, opts?: SetTimestepsOptions): void {
+    this.rejectSigmas(opts);
     this.checkSteps(numInferenceSteps, this.numTrain);
     this.numInferenceSteps = numInferenceSteps;
     const timesteps = spacedTimesteps(this.spacing, this.numTrain, numInferenceSteps, this.stepsOffset, false).map(f32);

@@ -3,7 +3,7 @@ import {
   SchedulerConfig, TIMESTEP_SPACINGS, eulerInitNoiseSigma, f32, interpIndex, karrasSigmas, scaleBySigma, sigmaAlphasCumprod,
   sigmaToT, sigmasFromAlphasCumprod, spacedTimesteps, torchLinspaceF32, type TimestepSpacing,
 } from './common.js';
-import { SchedulerBase } from './scheduler.js';
+import { SchedulerBase, type SetTimestepsOptions } from './scheduler.js';
 
 const DEFAULTS = {
   num_train_timesteps: 1000,
@@ -58,7 +58,8 @@ export class EulerDiscreteScheduler extends SchedulerBase {
     return eulerInitNoiseSigma(this.sigmas, this.spacing);
   }
 
-  setTimesteps(numInferenceSteps: number): void {
+  setTimesteps(numInferenceSteps: number, opts?: SetTimestepsOptions): void {
+    this.rejectSigmas(opts);
     const n = numInferenceSteps;
     this.checkSteps(n, this.numTrain);
     this.numInferenceSteps = n;

@@ -26,6 +26,7 @@ export function calculateShift(imageSeqLen: number, config: Record<string, unkno
 
 export class FlowMatchEulerDiscreteScheduler extends SchedulerBase {
   readonly className = 'FlowMatchEulerDiscreteScheduler';
+  override readonly acceptsSigmas = true;
   readonly config: Record<string, unknown>;
   private readonly numTrain: number;
   private readonly shift: number;
@@ -59,22 +60,40 @@ export class FlowMatchEulerDiscreteScheduler extends SchedulerBase {
     this.config = cfg.values;
   }
 
-  /** `opts.mu` is required with `use_dynamic_shifting` (see `calculateShift`). */
+  /**
+   * `opts.mu` is required with `use_dynamic_shifting` (see `calculateShift`). `opts.sigmas` (one
+   * per step) replaces the default linspace from sigma_max to sigma_min, as diffusers'
+   * set_timesteps(sigmas=...): cast to float32, then shifted in float32 (numpy float32 arrays).
+   */
   setTimesteps(numInferenceSteps: number, opts: SetTimestepsOptions = {}): void {
     const n = numInferenceSteps;
     this.checkSteps(n, this.numTrain);
-    const { mu } = opts;
+    const { mu, sigmas: custom } = opts;
     if (this.dynamic && (typeof mu !== 'number' || !Number.isFinite(mu))) {
       throw new ConfigError('SCHEDULER_MU_REQUIRED', `${this.className}: use_dynamic_shifting is true, so setTimesteps needs opts.mu (see calculateShift)`, 'mu');
     }
+    if (custom !== undefined && (custom.length !== n || !Array.from(custom).every((x) => Number.isFinite(x) && x >= 0))) {
+      throw new ConfigError('SCHEDULER_SIGMAS', `${this.className}: sigmas must be ${n} finite numbers >= 0 (one per step), got ${custom.length}`, 'sigmas');
+    }
     this.numInferenceSteps = n;
     const T = this.numTrain;
-    const t = npLinspace(this.sigmaMax * T, this.sigmaMin * T, n);
     const sigmas = new Float32Array(n + 1);
     const em = this.dynamic ? Math.exp(mu!) : 0;
-    for (let i = 0; i < n; i++) {
-      const s = t[i]! / T;
-      sigmas[i] = this.dynamic ? em / (em + (1 / s - 1)) : (this.shift * s) / (1 + (this.shift - 1) * s);
+    if (custom === undefined) {
+      // float64, as numpy computes from np.linspace
+      const t = npLinspace(this.sigmaMax * T, this.sigmaMin * T, n);
+      for (let i = 0; i < n; i++) {
+        const s = t[i]! / T;
+        sigmas[i] = this.dynamic ? em / (em + (1 / s - 1)) : (this.shift * s) / (1 + (this.shift - 1) * s);
+      }
+    } else {
+      const e = f32(em);
+      const k = f32(this.shift);
+      const k1 = f32(this.shift - 1);
+      for (let i = 0; i < n; i++) {
+        const s = f32(custom[i]!);
+        sigmas[i] = this.dynamic ? f32(e / f32(e + f32(f32(1 / s) - 1))) : f32(f32(k * s) / f32(1 + f32(k1 * s)));
+      }
     }
     this.sigmas = sigmas;
     this.timesteps = Float32Array.from(sigmas.subarray(0, n), (s) => f32(s * T));

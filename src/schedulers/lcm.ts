@@ -3,7 +3,7 @@ import { SmashError } from '../errors.js';
 import {
   PREDICTION_TYPES, SchedulerConfig, alphasCumprod, drawNoise, f32, makeBetas, predictX0Eps, type PredictionType,
 } from './common.js';
-import { SchedulerBase, type StepOptions } from './scheduler.js';
+import { SchedulerBase, type StepOptions, type SetTimestepsOptions } from './scheduler.js';
 
 const DEFAULTS = {
   num_train_timesteps: 1000,
@@ -47,7 +47,8 @@ export class LCMScheduler extends SchedulerBase {
   }
 
   /** LCM ignores timestep_spacing/steps_offset: it picks evenly among the distillation timesteps. */
-  setTimesteps(numInferenceSteps: number): void {
+  setTimesteps(numInferenceSteps: number, opts?: SetTimestepsOptions): void {
+    this.rejectSigmas(opts);
     const n = numInferenceSteps;
     this.checkSteps(n, this.numTrain);
     if (n > this.originalSteps) {

@@ -1,6 +1,6 @@
 /** PNDMScheduler in its PLMS-only form (`skip_prk_steps: true`, as Stable Diffusion ships it). */
 import { SchedulerConfig, TIMESTEP_SPACINGS, alphasCumprod, f32, makeBetas, spacedTimesteps, type TimestepSpacing } from './common.js';
-import { SchedulerBase } from './scheduler.js';
+import { SchedulerBase, type SetTimestepsOptions } from './scheduler.js';
 
 const DEFAULTS = {
   num_train_timesteps: 1000,
@@ -40,7 +40,8 @@ export class PNDMScheduler extends SchedulerBase {
     this.config = cfg.values;
   }
 
-  setTimesteps(numInferenceSteps: number): void {
+  setTimesteps(numInferenceSteps: number, opts?: SetTimestepsOptions): void {
+    this.rejectSigmas(opts);
     this.checkSteps(numInferenceSteps, this.numTrain);
     this.numInferenceSteps = numInferenceSteps;
     const asc = Array.from(spacedTimesteps(this.spacing, this.numTrain, numInferenceSteps, this.stepsOffset, true)).reverse();

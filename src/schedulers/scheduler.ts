@@ -3,12 +3,19 @@
  * element by element, so the shape does not matter. A step is addressed by its index in
  * `timesteps` (not by the timestep value, which repeats for PNDM and Karras schedules).
  */
-import { SmashError } from '../errors.js';
+import { ConfigError, SmashError } from '../errors.js';
 import type { Generator } from '../tensors/random.js';
 
+/** diffusers' set_timesteps keyword arguments. */
 export interface SetTimestepsOptions {
   /** FlowMatch with `use_dynamic_shifting`: the shift exponent (see `calculateShift`). */
   mu?: number;
+  /**
+   * Custom noise levels, one per step, before the scheduler's shift (diffusers' `sigmas`; the
+   * Flux pipeline passes linspace(1, 1/n, n)). Only schedulers with `acceptsSigmas` take them;
+   * the others throw SCHEDULER_SIGMAS_UNSUPPORTED, as diffusers' retrieve_timesteps does.
+   */
+  sigmas?: ArrayLike<number>;
 }
 
 export interface StepOptions {
@@ -29,6 +36,8 @@ export interface Scheduler {
   readonly timesteps: Float32Array;
   /** Noise levels per step plus the final one, for the schedulers that have them. */
   readonly sigmas?: Float32Array;
+  /** Whether setTimesteps takes custom `sigmas` (diffusers: `sigmas` in set_timesteps' signature). */
+  readonly acceptsSigmas: boolean;
   /** Sets the schedule for `numInferenceSteps` and resets all multistep state. */
   setTimesteps(numInferenceSteps: number, opts?: SetTimestepsOptions): void;
   /** The model input at step `stepIndex`; may return `sample` itself when there is no scaling. */
@@ -43,6 +52,7 @@ export abstract class SchedulerBase implements Scheduler {
   abstract readonly config: Record<string, unknown>;
   timesteps: Float32Array = new Float32Array(0);
   sigmas?: Float32Array;
+  readonly acceptsSigmas: boolean = false;
   /** Steps as asked of setTimesteps (timesteps.length differs for PNDM). */
   protected numInferenceSteps = 0;
   /** For schedulers with history: the step index expected next. */
@@ -63,6 +73,13 @@ export abstract class SchedulerBase implements Scheduler {
   protected checkSteps(n: number, numTrain: number): void {
     if (!Number.isSafeInteger(n) || n < 1 || n > numTrain) {
       throw new SmashError('SCHEDULER_STEPS', `${this.className}: numInferenceSteps must be an integer in 1..${numTrain}, got ${n}`);
+    }
+  }
+
+  /** For the schedulers whose set_timesteps has no `sigmas` argument. */
+  protected rejectSigmas(opts: SetTimestepsOptions | undefined): void {
+    if (opts?.sigmas !== undefined) {
+      throw new ConfigError('SCHEDULER_SIGMAS_UNSUPPORTED', `${this.className}: setTimesteps does not take custom sigmas (FlowMatchEulerDiscreteScheduler does)`, 'sigmas');
     }
   }
 

@@ -3,7 +3,7 @@ import {
   SchedulerConfig, TIMESTEP_SPACINGS, alphaSigmaLambda, f32, interpIndex, karrasSigmas, multistepTimesteps,
   roundHalfEven, sigmaAlphasCumprod, sigmaToT, sigmasFromAlphasCumprod, type TimestepSpacing,
 } from './common.js';
-import { SchedulerBase } from './scheduler.js';
+import { SchedulerBase, type SetTimestepsOptions } from './scheduler.js';
 
 const DEFAULTS = {
   num_train_timesteps: 1000,
@@ -102,7 +102,8 @@ export class UniPCMultistepScheduler extends SchedulerBase {
     this.config = cfg.values;
   }
 
-  setTimesteps(numInferenceSteps: number): void {
+  setTimesteps(numInferenceSteps: number, opts?: SetTimestepsOptions): void {
+    this.rejectSigmas(opts);
     const n = numInferenceSteps;
     this.checkSteps(n, this.numTrain);
     let timesteps = multistepTimesteps(this.spacing, this.numTrain, n, this.stepsOffset);

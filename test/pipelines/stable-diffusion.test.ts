@@ -6,7 +6,7 @@ import { AbortError, ConfigError } from '../../src/errors.js';
 import { convert } from '../../src/models/convert.js';
 import { i64 } from '../../src/runtime/session.js';
 import { loadPipeline, type Pipeline } from '../../src/pipelines/loader.js';
-import { SessionDenoiser, type DenoiseContext, type Denoiser, type GenerateOptions } from '../../src/pipelines/pipeline.js';
+import { SessionDenoiser, type DenoiseContext, type Denoiser, type GenerateOptions, type GenerationSignature } from '../../src/pipelines/pipeline.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable-diffusion.js';
 import { toInt64 } from '../../src/tokenizers/index.js';
 import { fixture, readF32, relL2 } from '../helpers.js';
@@ -150,15 +150,19 @@ describe('generate() behaviour', () => {
     const inner = fromDiffusers.denoiser;
     const calls: { ctx: DenoiseContext; batch: number }[] = [];
     let resets = 0;
+    const signatures: GenerationSignature[] = [];
     const spy: Denoiser = {
       inputNames: inner.inputNames,
+      outputNames: inner.outputNames,
+      prepare: (feeds) => inner.prepare(feeds),
       predict: (feeds, ctx) => {
         calls.push({ ctx, batch: feeds.sample!.dims[0]! });
         return inner.predict(feeds, ctx);
       },
-      reset: () => {
+      reset: (sig) => {
         resets++;
-        inner.reset();
+        signatures.push(sig);
+        inner.reset(sig);
       },
     };
     fromDiffusers.denoiser = spy;
@@ -169,7 +173,9 @@ describe('generate() behaviour', () => {
       fromDiffusers.denoiser = inner;
     }
     assert.equal(resets, 2);
-    const T = calls.length / 2;
+    const T = calls.length / 2; // PNDM runs steps + 1 timesteps
+    assert.deepEqual(signatures, [{ batch: 1, width: 32, height: 32, steps: T, cfg: 'batched' }, { batch: 1, width: 32, height: 32, steps: T, cfg: null }]);
+    assert.ok(calls.every((c) => c.ctx.signature === signatures[c.ctx.branch === 'cfg' ? 0 : 1]));
     assert.ok(calls.slice(0, T).every((c) => c.ctx.branch === 'cfg' && c.batch === 2));
     assert.ok(calls.slice(T).every((c) => c.ctx.branch === 'cond' && c.batch === 1));
     assert.deepEqual(calls.slice(0, T).map((c) => c.ctx.stepIndex), [...Array(T).keys()]);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { tensor } from '../../src/core/tensor.js';
-import { Session, f32 } from '../../src/runtime/session.js';
+import { Session, f32, isOrtTensor } from '../../src/runtime/session.js';
 import { adaptFeed, adaptOutput } from '../../src/runtime/adapt.js';
 import { ConfigError, RuntimeFailure } from '../../src/errors.js';
 import { f32ToF16 } from '../../src/core/float.js';
@@ -107,4 +107,46 @@ test('feeds adapt to the declared dtype and rank; float16 outputs come back as f
   const half = adaptFeed(f32([2], [0.5, -2]), { name: 'x', dtype: 'float16', dims: [2] });
   assert.deepEqual([...(half.data as Uint16Array)], [f32ToF16(0.5), f32ToF16(-2)]);
   assert.deepEqual([...(adaptOutput(half).data as Float32Array)], [0.5, -2]);
+});
+
+/** x [2] float32 -> state = float16(x + state_in): a state tensor that only goes back into the next run. */
+function stateModel() {
+  const b = new GraphBuilder();
+  const x = b.input('x', 'float32', [2]);
+  const prev = b.input('state_in', 'float16', [2]);
+  const sum = b.add(x, b.cast(prev, 1));
+  b.output(b.cast(sum, 10), 'state');
+  b.output(sum, 'sum');
+  return b.model();
+}
+
+test('kept outputs come back as onnxruntime holds them (float16 stays float16) and feed back without adaptation', async () => {
+  const s = await Session.create(stateModel(), { threads: 1 });
+  const zero = { dtype: 'float16' as const, dims: [2], data: new Uint16Array(2) };
+  let r = await s.run({ x: f32([2], [1, 2]), state_in: zero }, undefined, { keep: ['state'] });
+  assert.deepEqual(Object.keys(r.outputs), ['sum']);
+  const state = r.kept.state!;
+  assert.ok(isOrtTensor(state));
+  assert.equal(state.type, 'float16');
+  assert.deepEqual([...(state.data as Uint16Array)], [f32ToF16(1), f32ToF16(2)]);
+  const before = s.adaptations;
+  r = await s.run({ x: f32([2], [10, 20]), state_in: state }, undefined, { keep: ['state'] });
+  assert.equal(s.adaptations - before, 1, 'only the host feed x was adapted');
+  assert.deepEqual([...(r.outputs.sum!.data as Float32Array)], [11, 22]);
+  assert.equal(r.kept.state!.type, 'float16');
+  // without keep, float16 is widened to float32 on the host, as before
+  assert.equal((await s.run({ x: f32([2], [1, 2]), state_in: zero })).outputs.state!.dtype, 'float32');
+});
+
+test('prepared feeds are adapted once and reused on every run', async () => {
+  const s = await Session.create(stateModel(), { threads: 1 });
+  // state_in is float16 in the graph: preparing casts it once
+  const fixed = s.prepare({ state_in: f32([2], [0.5, 0.25]) });
+  assert.equal(s.adaptations, 1);
+  assert.equal(fixed.state_in!.type, 'float16');
+  for (let i = 0; i < 3; i++) {
+    const r = await s.run({ ...fixed, x: f32([2], [i, i]) }, ['sum']);
+    assert.deepEqual([...(r.outputs.sum!.data as Float32Array)], [i + 0.5, i + 0.25]);
+  }
+  assert.equal(s.adaptations, 1 + 3, 'one adaptation per run: x only');
 });

@@ -131,8 +131,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   }
   // size checks need only the configs: fail before a first-load conversion
   const folder = inspectPipelineFolder(o.model);
-  const blocks = (folder.vaeConfig.block_out_channels as unknown[]).length;
-  const multiple = folder.index.className === 'FluxPipeline' ? 2 ** blocks : 2 ** (blocks - 1);
+  const multiple = folder.sizeMultiple;
   for (const k of ['width', 'height'] as const) {
     const v = gen[k];
     if (v !== undefined && (v < multiple || v % multiple !== 0)) {

@@ -1,0 +1,9 @@
+/** The pipeline classes loadPipeline knows, by model_index.json `_class_name`. A new pipeline: its file, then one entry here. */
+import type { PipelineDescription } from './description.js';
+import { FluxPipeline } from './flux.js';
+import { StableDiffusionPipeline } from './stable-diffusion.js';
+
+export type Pipeline = StableDiffusionPipeline | FluxPipeline;
+
+/** In this order an ONNX folder without model_index.json is recognised by its denoiser folder. */
+export const PIPELINE_DESCRIPTIONS: readonly PipelineDescription<Pipeline>[] = [FluxPipeline.description, StableDiffusionPipeline.description];
