@@ -11,7 +11,7 @@ import { ConfigError, ModelFormatError } from '../errors.js';
 import { readPipelineIndex } from '../models/convert.js';
 import type { ProviderName } from '../runtime/providers.js';
 import type { Model } from '../ir/graph.js';
-import { loadModel } from '../ir/serde.js';
+import { loadModel } from '../ir/model-file.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
 import { parseConfigJson } from '../schedulers/index.js';
 import { loadTokenizer } from '../tokenizers/index.js';
