@@ -1,0 +1,9 @@
+/**
+ * Cache policies: the pure half of every cacher (no onnxruntime, no graph). Each decides, per
+ * denoising step and guidance branch, whether the cut tensors are recomputed or reused; the
+ * stateful denoiser asks, keeps the tensors, and calls `reset()` at every generation start.
+ */
+export * from './types.js';
+export { relativeL1 } from './rel-l1.js';
+export { GenerationTracker, type GenerationSignature } from './signature.js';
+export { ForaPolicy, FORA_DEFAULTS, foraSchedule, type ForaConfig } from './fora.js';
