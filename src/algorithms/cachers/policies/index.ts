@@ -7,3 +7,4 @@ export * from './types.js';
 export { relativeL1 } from './rel-l1.js';
 export { GenerationTracker, type GenerationSignature } from './signature.js';
 export { ForaPolicy, FORA_DEFAULTS, foraSchedule, type ForaConfig } from './fora.js';
+export { DeepCachePolicy, DEEPCACHE_DEFAULTS, deepCacheSchedule, quadCenterSample, type DeepCacheConfig } from './deepcache.js';
