@@ -8,3 +8,4 @@ export { relativeL1 } from './rel-l1.js';
 export { GenerationTracker, type GenerationSignature } from './signature.js';
 export { ForaPolicy, FORA_DEFAULTS, foraSchedule, type ForaConfig } from './fora.js';
 export { DeepCachePolicy, DEEPCACHE_DEFAULTS, deepCacheSchedule, quadCenterSample, type DeepCacheConfig } from './deepcache.js';
+export { PabPolicy, PAB_DEFAULTS, type PabConfig, type AttentionKind } from './pab.js';
