@@ -9,3 +9,4 @@ export { GenerationTracker, type GenerationSignature } from './signature.js';
 export { ForaPolicy, FORA_DEFAULTS, foraSchedule, type ForaConfig } from './fora.js';
 export { DeepCachePolicy, DEEPCACHE_DEFAULTS, deepCacheSchedule, quadCenterSample, type DeepCacheConfig } from './deepcache.js';
 export { PabPolicy, PAB_DEFAULTS, type PabConfig, type AttentionKind } from './pab.js';
+export { FasterCachePolicy, FASTERCACHE_DEFAULTS, extrapolateAttention, type FasterCacheConfig } from './fastercache.js';
