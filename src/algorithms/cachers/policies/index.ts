@@ -10,3 +10,4 @@ export { ForaPolicy, FORA_DEFAULTS, foraSchedule, type ForaConfig } from './fora
 export { DeepCachePolicy, DEEPCACHE_DEFAULTS, deepCacheSchedule, quadCenterSample, type DeepCacheConfig } from './deepcache.js';
 export { PabPolicy, PAB_DEFAULTS, type PabConfig, type AttentionKind } from './pab.js';
 export { FasterCachePolicy, FASTERCACHE_DEFAULTS, extrapolateAttention, type FasterCacheConfig } from './fastercache.js';
+export { TaylorSeerPolicy, TAYLORSEER_DEFAULTS, TaylorFactors, taylorExtrapolate, taylorSeerSchedule, type TaylorSeerConfig } from './taylorseer.js';
