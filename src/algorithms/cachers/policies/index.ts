@@ -11,3 +11,5 @@ export { DeepCachePolicy, DEEPCACHE_DEFAULTS, deepCacheSchedule, quadCenterSampl
 export { PabPolicy, PAB_DEFAULTS, type PabConfig, type AttentionKind } from './pab.js';
 export { FasterCachePolicy, FASTERCACHE_DEFAULTS, extrapolateAttention, type FasterCacheConfig } from './fastercache.js';
 export { TaylorSeerPolicy, TAYLORSEER_DEFAULTS, TaylorFactors, taylorExtrapolate, taylorSeerSchedule, type TaylorSeerConfig } from './taylorseer.js';
+export { FbCachePolicy, FBCACHE_DEFAULTS, type FbCacheConfig } from './fbcache.js';
+export { TeaCachePolicy, TEACACHE_DEFAULTS, TEACACHE_FLUX_COEFFICIENTS, polyval, type TeaCacheConfig } from './teacache.js';
