@@ -1,0 +1,118 @@
+/**
+ * smash(): a pipeline with the same generate(), its graphs rewritten by a SmashConfig at load
+ * time (no second conversion), and save()/loadPipeline() for the result: a bundle is an ONNX
+ * folder in Optimum's layout holding the transformed graphs, plus `smash_config.json`, so loading
+ * it redoes no optimization.
+ */
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { ConfigError, ModelFormatError } from '../errors.js';
+import type { Model } from '../ir/graph.js';
+import { saveModel } from '../ir/model-file.js';
+import { readJsonObject } from '../json.js';
+import { loadPipeline as loadOnnxPipeline, type LoadPipelineOptions, type Pipeline } from '../pipelines/loader.js';
+import { graphTransform } from './apply.js';
+import { SmashConfig } from './config.js';
+import { folderTarget } from './target.js';
+
+export const SMASH_CONFIG_FILE = 'smash_config.json';
+
+const require = createRequire(import.meta.url);
+const VERSIONS = () => ({
+  'smash-diffusion': (require('../../package.json') as { version: string }).version,
+  'onnxruntime-node': (require('onnxruntime-node/package.json') as { version: string }).version,
+});
+
+export interface Smashed {
+  readonly smashConfig: SmashConfig;
+  /** Writes the smashed pipeline as a bundle that `loadPipeline` restores; refuses a non-empty folder unless `overwrite`. */
+  save(dir: string, opts?: { overwrite?: boolean }): Promise<void>;
+}
+
+export type SmashedPipeline = Pipeline & Smashed;
+
+export type SmashOptions = Pick<LoadPipelineOptions, 'provider' | 'threads' | 'session' | 'onWarning'>;
+
+/**
+ * Applies `config` to a loaded pipeline: every algorithm is checked against the pipeline before
+ * any work, then the pipeline's ONNX graphs are loaded again through the config's transform.
+ * The given pipeline stays usable; release it when it is no longer needed.
+ */
+export async function smash(pipe: Pipeline, config: SmashConfig | Record<string, unknown>, opts: SmashOptions = {}): Promise<SmashedPipeline> {
+  const cfg = config instanceof SmashConfig ? config : new SmashConfig(config);
+  const provider = opts.provider ?? 'cpu';
+  const transform = graphTransform(cfg, folderTarget(pipe.source.onnxDir, provider));
+  const graphs = new Map<string, Model>();
+  const smashed = await loadOnnxPipeline(pipe.source.onnxDir, {
+    ...opts,
+    transform: (component, model) => {
+      const m = transform(component, model);
+      graphs.set(component, m);
+      return m;
+    },
+  });
+  return attach(smashed, cfg, (dir) => writeBundle(pipe.source.onnxDir, graphs, cfg, provider, dir));
+}
+
+function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => void): SmashedPipeline {
+  const smashed = pipe as SmashedPipeline;
+  Object.defineProperty(smashed, 'smashConfig', { value: config, enumerable: true });
+  Object.defineProperty(smashed, 'save', {
+    value: async (dir: string, o: { overwrite?: boolean } = {}) => {
+      const target = resolve(dir);
+      if (existsSync(target) && readdirSync(target).length && !o.overwrite) {
+        throw new ConfigError('OUT_EXISTS', `${dir} exists and is not empty (pass { overwrite: true } to replace it)`, 'dir');
+      }
+      // written beside the target and renamed into place: a failure leaves no half bundle
+      mkdirSync(dirname(target), { recursive: true });
+      const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
+      try {
+        write(tmp);
+        if (existsSync(target)) rmSync(target, { recursive: true, force: true });
+        renameSync(tmp, target);
+      } catch (e) {
+        rmSync(tmp, { recursive: true, force: true });
+        throw e;
+      }
+    },
+  });
+  return smashed;
+}
+
+/** The source ONNX folder with the transformed graphs in place of its own, and the config. */
+function writeBundle(sourceDir: string, graphs: ReadonlyMap<string, Model>, config: SmashConfig, provider: string, out: string): void {
+  mkdirSync(out, { recursive: true });
+  for (const entry of readdirSync(sourceDir, { withFileTypes: true })) {
+    if (entry.name === SMASH_CONFIG_FILE) continue;
+    const from = join(sourceDir, entry.name);
+    const graph = entry.isDirectory() ? graphs.get(entry.name) : undefined;
+    if (!graph) {
+      cpSync(from, join(out, entry.name), { recursive: true });
+      continue;
+    }
+    // the component folder without its graph and weights, which are written anew
+    mkdirSync(join(out, entry.name));
+    for (const f of readdirSync(from)) if (!/^model\.onnx(_data.*)?$/.test(f)) cpSync(join(from, f), join(out, entry.name, f), { recursive: true });
+    saveModel(graph, join(out, entry.name, 'model.onnx'));
+  }
+  writeFileSync(join(out, SMASH_CONFIG_FILE), `${JSON.stringify({ algorithms: config.toJSON(), provider, versions: VERSIONS() }, null, 2)}\n`);
+}
+
+/**
+ * Loads a pipeline: a diffusers folder, an ONNX folder, or a smashed bundle (its graphs are
+ * already transformed; the config comes back as `smashConfig`).
+ */
+export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}): Promise<Pipeline | SmashedPipeline> {
+  const file = join(dir, SMASH_CONFIG_FILE);
+  if (!existsSync(file)) return loadOnnxPipeline(dir, opts);
+  const raw = readJsonObject(file, SMASH_CONFIG_FILE, 'SMASH_CONFIG_JSON');
+  const algorithms = raw.algorithms;
+  if (!algorithms || typeof algorithms !== 'object' || Array.isArray(algorithms)) {
+    throw new ModelFormatError('SMASH_CONFIG_JSON', `${SMASH_CONFIG_FILE} has no "algorithms" object`, { file });
+  }
+  const config = new SmashConfig(algorithms as Record<string, unknown>);
+  const pipe = await loadOnnxPipeline(dir, opts);
+  // a bundle saves as itself: its graphs are the transformed ones
+  return attach(pipe, config, (out) => writeBundle(pipe.source.onnxDir, new Map(), config, String(raw.provider ?? 'cpu'), out));
+}
