@@ -30,3 +30,9 @@ export { createScheduler, loadScheduler, SUPPORTED_SCHEDULERS, type Scheduler } 
 export { loadTokenizer, type Tokenizer } from './tokenizers/index.js';
 export * from './random/index.js';
 export * from './pipelines/index.js';
+// the public loadPipeline also restores smashed bundles (it shadows the pipelines' own)
+export { loadPipeline, smash, SMASH_CONFIG_FILE, type Smashed, type SmashedPipeline, type SmashOptions } from './smash/smash.js';
+export { SmashConfig } from './smash/config.js';
+export { explainSteps, formatExplanation } from './smash/explain.js';
+export { ALGORITHMS } from './algorithms/registry.js';
+export type { Algorithm, AlgorithmKind, SmashTarget } from './algorithms/algorithm.js';

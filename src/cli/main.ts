@@ -4,6 +4,7 @@ import { registerConvert } from './commands/convert.js';
 import { registerCreateRandom } from './commands/create-random.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerOptimize } from './commands/optimize.js';
 import { registerTokenize } from './commands/tokenize.js';
 
 /** Builds the `smash` command. Commands are thin: parse, call the library, print. */
@@ -16,6 +17,7 @@ export function program(): Command {
   registerConvert(p);
   registerCreateRandom(p);
   registerGenerate(p);
+  registerOptimize(p);
   registerTokenize(p);
   return p;
 }

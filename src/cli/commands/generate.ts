@@ -7,7 +7,9 @@ import { atomicWrite } from '../../tensors/atomic.js';
 import { packageVersion } from '../../pipelines/cache.js';
 import { readLatentsFile, readPromptEmbedsFile, writeTensorsFile } from '../../pipelines/embeddings-io.js';
 import { writePng } from '../../pipelines/image.js';
-import { inspectPipelineFolder, loadPipeline } from '../../pipelines/loader.js';
+import { inspectPipelineFolder } from '../../pipelines/loader.js';
+import { SmashConfig } from '../../smash/config.js';
+import { loadPipeline, smash } from '../../smash/smash.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
 import { progressBars } from '../progress.js';
 
@@ -28,6 +30,7 @@ interface GenerateCliOptions {
   promptEmbeds?: string;
   report?: string;
   force?: boolean;
+  config?: string;
   provider: string;
   threads?: string;
 }
@@ -86,6 +89,7 @@ export function registerGenerate(p: Command) {
     .option('--force', 'overwrite existing output files')
     .option('--provider <name>', `execution provider: ${PROVIDERS.join(', ')}`, 'cpu')
     .option('--threads <n>', 'intra-op threads (default: onnxruntime\'s)')
+    .option('--config <smash.json>', 'smash the pipeline in memory with this SmashConfig before generating')
     .action(async (o: GenerateCliOptions) => {
       await runGenerate(o);
     });
@@ -129,6 +133,8 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
     const taken = targets.filter((f) => existsSync(f));
     if (taken.length) throw new ConfigError('OUT_EXISTS', `${taken.join(', ')} exists (use --force to overwrite)`, 'out');
   }
+  // an invalid SmashConfig fails before any work
+  const smashConfig = o.config ? SmashConfig.fromFile(o.config) : undefined;
   // size checks need only the configs: fail before a first-load conversion
   const folder = inspectPipelineFolder(o.model);
   const multiple = folder.sizeMultiple;
@@ -142,12 +148,13 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const bars = progressBars();
   const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
   try {
-    const pipe = await loadPipeline(o.model, {
-      provider: o.provider as ProviderName,
-      threads,
-      onWarning: warn,
-      onConvertProgress: (c, d, t) => bars.update(`convert ${c}`, d, t, 'tensors'),
-    });
+    const loadOpts = { provider: o.provider as ProviderName, threads, onWarning: warn };
+    const loaded = await loadPipeline(o.model, { ...loadOpts, onConvertProgress: (c, d, t) => bars.update(`convert ${c}`, d, t, 'tensors') });
+    let pipe = loaded;
+    if (smashConfig) {
+      pipe = await smash(loaded, smashConfig, loadOpts);
+      await loaded.release();
+    }
     try {
       const r = await pipe.generate({ ...gen, onStep: (s) => bars.update('denoise', s.stepIndex + 1, s.numSteps, 'steps') });
       bars.stop();
@@ -168,6 +175,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
             latentsFile: o.latents ? resolve(o.latents) : null,
             promptEmbedsFile: o.promptEmbeds ? resolve(o.promptEmbeds) : null,
             smashVersion: packageVersion(),
+            smash: 'smashConfig' in pipe ? pipe.smashConfig.toJSON() : null,
           },
           outputs: outs.files.map((f) => resolve(f)),
           timings: r.timings,

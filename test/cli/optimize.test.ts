@@ -1,0 +1,48 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from './run-cli.js';
+import { fixture } from '../helpers.js';
+import { tempDir } from '../pipelines/fixtures.js';
+
+const tmp = tempDir('cli-optimize');
+const saved = process.env.SMASH_CACHE;
+process.env.SMASH_CACHE = join(tmp.dir, 'cache');
+after(() => {
+  if (saved === undefined) delete process.env.SMASH_CACHE;
+  else process.env.SMASH_CACHE = saved;
+  tmp.cleanup();
+});
+
+const config = (spec: unknown) => {
+  const f = join(tmp.dir, `smash-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(f, JSON.stringify(spec));
+  return f;
+};
+
+test('smash optimize --explain prints the order, hyperparameters and touched modules, and writes nothing', async () => {
+  const out = join(tmp.dir, 'never');
+  const r = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ ort_compile: {}, int8_dynamic: {}, qkv: {} }), '--explain', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^1\. qkv \(factorizer\)/);
+  assert.match(r.stdout, /\n2\. int8Dynamic \(quantizer\).*\n   hyperparameters: \{"conv":"none"\}\n(   .*\n)*   transformer: \d+ modules: transformer_blocks\.0\./);
+  assert.doesNotMatch(r.stdout, /2\. int8Dynamic[^]*vae_decoder[^]*3\. ortCompile/, 'the VAE is no default quantizer target');
+  assert.match(r.stdout, /\n3\. ortCompile \(compiler\)/);
+  assert.ok(!existsSync(out));
+});
+
+test('smash optimize writes a bundle that smash generate runs; a bad config fails naming the key', async () => {
+  const out = join(tmp.dir, 'bundle');
+  const r = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ int8Dynamic: {}, qkv: {} }), '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /smashed qkv \+ int8Dynamic into /);
+  assert.ok(existsSync(join(out, 'smash_config.json')));
+  const png = join(tmp.dir, 'fox.png');
+  const g = await runCli(['generate', '--model', out, '--prompt', 'a fox', '--steps', '2', '--width', '32', '--height', '32', '--max-sequence-length', '32', '--seed', '1', '--out', png]);
+  assert.equal(g.code, 0, g.stderr);
+  assert.ok(existsSync(png));
+  const bad = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ int8Dynamic: { conv: 'qdq' } }), '--out', join(tmp.dir, 'x')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /int8Dynamic\.conv: must be one of "none", "convInteger".*\[BAD_HYPERPARAMETER\]/);
+});
