@@ -82,7 +82,7 @@ for (const sig of SIGNATURES) {
         if (name !== 'timestep') continue;
         // every row (or the one shared scalar) carries the step's timestep; int64 truncates, as Optimum's pipelines' astype does
         const want = spec.dtype === 'int64' ? 801n : t;
-        assert.deepEqual([...got.data as ArrayLike<number | bigint>], new Array(spec.dims!.length === 0 ? 1 : rows).fill(want));
+        assert.deepEqual(Array.from(got.data as ArrayLike<number | bigint>), new Array(spec.dims!.length === 0 ? 1 : rows).fill(want));
       }
     });
   }
