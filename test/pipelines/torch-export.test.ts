@@ -8,8 +8,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadPipeline } from '../../src/pipelines/index.js';
-import { adaptFeed } from '../../src/runtime/adapt.js';
-import { f32 } from '../../src/runtime/session.js';
 import { fixture, readF32, relL2 } from '../helpers.js';
 import { e2eOptions, loopFile } from './fixtures.js';
 
@@ -33,12 +31,4 @@ test('PyTorch/Optimum-style exports reproduce the e2e fixtures', { concurrency: 
       assert.ok(e < 1e-3, `relL2 ${e}`);
     }),
   ]);
-});
-
-test('a 0-D input takes a 1-D feed of equal values (one timestep per batch row) as its scalar', () => {
-  const t = adaptFeed(f32([2], [981, 981]), { name: 'timestep', dtype: 'float32', dims: [] });
-  assert.deepEqual(t.dims, []);
-  assert.deepEqual([...(t.data as Float32Array)], [981]);
-  assert.deepEqual(adaptFeed(f32([1], [5]), { name: 'timestep', dtype: 'float32', dims: [] }).dims, []);
-  assert.throws(() => adaptFeed(f32([2], [981, 961]), { name: 'timestep', dtype: 'float32', dims: [] }), /timestep.*rank 0/);
 });
