@@ -8,6 +8,7 @@ import { qkv } from './factorizers/qkv.js';
 import { int8Dynamic } from './quantizers/int8-dynamic.js';
 import { int4WeightOnly } from './quantizers/int4-weight-only.js';
 import { int8WeightOnly } from './quantizers/int8-weight-only.js';
+import { fp16 } from './quantizers/fp16.js';
 
 export type Registry = ReadonlyMap<string, Algorithm>;
 
@@ -20,4 +21,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, ortCompile] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, ortCompile] as Algorithm[]);
