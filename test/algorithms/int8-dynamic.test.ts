@@ -12,8 +12,9 @@ async function quantize(d: FixtureDenoiser) {
   const ref = await runOnce(d.build(), d);
   const m = d.build();
   const before = opCounts(m);
-  const excludedBefore = [...m.graph.nodes()].filter((n) => n.opType === 'MatMul' && !targetNodes(m.graph, d.component, {}).includes(n)).map((n) => n.name);
-  const count = quantizeMatMulsDynamic(m, targetNodes(m.graph, d.component, {}));
+  const t = { components: [d.component.role] };
+  const excludedBefore = [...m.graph.nodes()].filter((n) => n.opType === 'MatMul' && !targetNodes(m.graph, d.component, t).includes(n)).map((n) => n.name);
+  const count = quantizeMatMulsDynamic(m, targetNodes(m.graph, d.component, t));
   const after = opCounts(m);
   return { m, count, before, after, excludedBefore, err: relL2(await runOnce(m, d), ref) };
 }
@@ -54,10 +55,14 @@ test('int8Dynamic on the UNet and CLIP: close to float', async () => {
   }
 });
 
-test('int8Dynamic: the VAE is not a default target; include and exclude globs choose modules', () => {
+test('int8Dynamic: only the denoiser by default, other components when chosen; include and exclude globs choose modules', () => {
   const d = fluxDenoiser();
   const m = d.build();
-  assert.equal(targetNodes(m.graph, { name: 'vae_decoder', role: 'vae_decoder', architecture: 'AutoencoderKL' }, {}).length, 0);
+  const asVae = { name: 'vae_decoder', role: 'vae_decoder', architecture: 'AutoencoderKL' } as const;
+  const asText = { name: 'text_encoder', role: 'text_encoder', architecture: 'CLIPTextModel' } as const;
+  assert.equal(targetNodes(m.graph, asVae, {}).length, 0);
+  assert.equal(targetNodes(m.graph, asText, {}).length, 0);
+  assert.ok(targetNodes(m.graph, asVae, { components: ['vae_decoder'] }).length > 0);
   const only = targetNodes(m.graph, d.component, { include: ['transformer_blocks.0.attn.*'] });
   assert.ok(only.length > 0 && only.every((n) => modulePath(n).startsWith('transformer_blocks.0.attn.')));
   const n = quantizeMatMulsDynamic(m, targetNodes(m.graph, d.component, { include: ['transformer_blocks.0.attn.*'], exclude: ['*to_out*'] }));

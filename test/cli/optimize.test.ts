@@ -26,7 +26,7 @@ test('smash optimize --explain prints the order, hyperparameters and touched mod
   const r = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ ort_compile: {}, int8_dynamic: {}, qkv: {} }), '--explain', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^1\. qkv \(factorizer\)/);
-  assert.match(r.stdout, /\n2\. int8Dynamic \(quantizer\).*\n   hyperparameters: \{"conv":"none"\}\n(   .*\n)*   transformer: \d+ modules: transformer_blocks\.0\./);
+  assert.match(r.stdout, /\n2\. int8Dynamic \(quantizer\).*\n   hyperparameters: \{"conv":"none","components":\["denoiser"\]\}\n(   .*\n)*   transformer: \d+ modules: transformer_blocks\.0\./);
   assert.doesNotMatch(r.stdout, /2\. int8Dynamic[^]*vae_decoder[^]*3\. ortCompile/, 'the VAE is no default quantizer target');
   assert.match(r.stdout, /\n3\. ortCompile \(compiler\)/);
   assert.ok(!existsSync(out));

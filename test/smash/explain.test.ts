@@ -10,7 +10,7 @@ test('explain lists the order, the resolved hyperparameters and the modules each
   const steps = explainSteps(new SmashConfig({ ortCompile: {}, int8_dynamic: { exclude: ['*norm*', 'proj_out'] }, qkv: {} }), { className: 'FluxPipeline', denoiser: 'flux', components: ['transformer'] }, new Map([['transformer', m]]));
   assert.deepEqual(opCounts(m), ops, 'the graph is unchanged');
   assert.deepEqual(steps.map((s) => s.name), ['qkv', 'int8Dynamic', 'ortCompile']);
-  assert.deepEqual(steps[1]!.params, { conv: 'none', exclude: ['*norm*', 'proj_out'] });
+  assert.deepEqual(steps[1]!.params, { conv: 'none', components: ['denoiser'], exclude: ['*norm*', 'proj_out'] });
   const q = steps[1]!.touches.transformer!;
   assert.ok(q.includes('transformer_blocks.0.attn.to_q') && q.includes('x_embedder'), 'the user exclude replaces the defaults: x_embedder is quantized');
   assert.ok(!q.includes('proj_out') && !q.some((p) => p.includes('norm')));
@@ -18,5 +18,5 @@ test('explain lists the order, the resolved hyperparameters and the modules each
   assert.ok(steps[2]!.touches.transformer!.some((p) => p.endsWith('.attn')), 'attention modules fused');
   const text = formatExplanation(steps);
   assert.match(text, /^1\. qkv \(factorizer\)/);
-  assert.match(text, /2\. int8Dynamic \(quantizer\)[^\n]*\n   hyperparameters: \{"conv":"none","exclude":\["\*norm\*","proj_out"\]\}\n   transformer: \d+ modules: /);
+  assert.match(text, /2\. int8Dynamic \(quantizer\)[^\n]*\n   hyperparameters: \{"conv":"none","components":\["denoiser"\],"exclude":\["\*norm\*","proj_out"\]\}\n   transformer: \d+ modules: /);
 });
