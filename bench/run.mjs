@@ -1,20 +1,24 @@
 // `npm run bench`: seconds per image of the bundled trained pipelines (test/fixtures/trained)
-// through the built library (dist/). Each configuration: one warm-up generation, then
-// `--repeat` (default 7) timed ones; reports medians. The machines are shared and noisy:
-// compare only ratios measured in the same run. Writes bench/results/latest.json.
-//   node bench/run.mjs [--repeat N] [--threads N]
+// through the built library (dist/), unsmashed (the baseline: our conversion on onnxruntime with
+// its default session options) and with each algorithm alone at its defaults. Runs are
+// interleaved (one generation of every configuration per round) so that the shared machine's
+// noise falls on all alike; reports medians, ratios to the baseline of the same run, and the
+// PSNR of each configuration's pictures against the baseline's (same prompts and seeds).
+// Writes bench/results/latest.json.
+//   node bench/run.mjs [--repeat N] [--threads N] [--quick]
 // Conversion memory (860M-parameter UNet, fp16 -> float32 ONNX) is a separate, heavy script:
 //   node bench/convert-memory.mjs
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { loadPipeline } = await import(join(root, 'dist', 'pipelines', 'index.js'));
-const { values } = parseArgs({ options: { repeat: { type: 'string', default: '7' }, threads: { type: 'string' } } });
-const repeat = Number(values.repeat);
+const { loadPipeline, smash } = await import(join(root, 'dist', 'index.js'));
+const { psnrDb } = await import(join(root, 'dist', 'eval', 'metrics.js'));
+const { values } = parseArgs({ options: { repeat: { type: 'string' }, threads: { type: 'string' }, quick: { type: 'boolean' } } });
+const repeat = Number(values.repeat ?? (values.quick ? 3 : 7));
 const threads = values.threads ? Number(values.threads) : undefined;
 
 const median = (xs) => {
@@ -23,30 +27,69 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** The CPU model and the ISA flags that decide int8 and float speed. */
+function machine() {
+  let flags = [];
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    flags = (line?.split(':')[1] ?? '').trim().split(/\s+/).filter((f) => /^(avx2|avx512f|avx512_vnni|avx_vnni|avx512_bf16|avx512_fp16|amx_int8|amx_bf16|fma)$/.test(f));
+  } catch {
+    // not Linux: the model name alone
+  }
+  return { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), flags };
+}
+
 const workloads = [
-  { name: 'shapes-sd', prompt: 'a large red circle at the center on a blue background', options: { steps: 25, guidanceScale: 7.5, width: 32, height: 32 } },
-  { name: 'shapes-flux', prompt: 'a large red circle at the center on a black background', options: { steps: 28, maxSequenceLength: 32, width: 32, height: 32 } },
+  { name: 'shapes-sd', prompts: ['a large red circle at the center on a blue background', 'a small green triangle at the top on a black background'], options: { steps: 25, guidanceScale: 7.5, width: 32, height: 32 } },
+  { name: 'shapes-flux', prompts: ['a large red circle at the center on a black background', 'a small yellow square at the left on a gray background'], options: { steps: 28, maxSequenceLength: 32, width: 32, height: 32 } },
 ];
+const configs = values.quick
+  ? { baseline: null, int8Dynamic: { int8Dynamic: {} }, ortCompile: { ortCompile: {} } }
+  : { baseline: null, qkv: { qkv: {} }, int8Dynamic: { int8Dynamic: {} }, int8WeightOnly: { int8WeightOnly: {} }, int4WeightOnly: { int4WeightOnly: {} }, fp16: { fp16: {} }, ortCompile: { ortCompile: {} } };
 
 const results = [];
 for (const w of workloads) {
-  const pipe = await loadPipeline(join(root, 'test', 'fixtures', 'trained', w.name), { threads });
-  await pipe.generate({ prompt: w.prompt, seed: 0, ...w.options });
-  const totals = [];
-  const steps = [];
-  const denoise = [];
-  const decode = [];
-  for (let i = 0; i < repeat; i++) {
-    const r = await pipe.generate({ prompt: w.prompt, seed: i, ...w.options });
-    totals.push(r.timings.totalMs);
-    denoise.push(r.timings.denoiseMs);
-    decode.push(r.timings.decodeMs);
-    steps.push(...r.timings.stepsMs);
+  const base = await loadPipeline(join(root, 'test', 'fixtures', 'trained', w.name), { threads });
+  const pipes = {};
+  const loadMs = {};
+  for (const [name, cfg] of Object.entries(configs)) {
+    const t0 = performance.now();
+    pipes[name] = cfg ? await smash(base, cfg, { threads }) : base;
+    loadMs[name] = performance.now() - t0;
   }
-  await pipe.release();
-  const row = { pipeline: w.name, steps: w.options.steps, size: `${w.options.width}x${w.options.height}`, repeat, medianTotalMs: median(totals), medianStepMs: median(steps), medianDenoiseMs: median(denoise), medianDecodeMs: median(decode) };
-  results.push(row);
-  console.log(`${w.name}: ${row.steps} steps ${row.size}: median ${row.medianTotalMs.toFixed(0)} ms/image, ${row.medianStepMs.toFixed(1)} ms/step (denoise ${row.medianDenoiseMs.toFixed(0)} ms, decode ${row.medianDecodeMs.toFixed(0)} ms), ${repeat} runs`);
+  // warm-up, and the pictures fidelity is measured on
+  const pictures = {};
+  for (const [name, p] of Object.entries(pipes)) {
+    pictures[name] = [];
+    for (const [i, prompt] of w.prompts.entries()) pictures[name].push((await p.generate({ prompt, seed: i, ...w.options })).images.data);
+  }
+  const times = Object.fromEntries(Object.keys(pipes).map((k) => [k, { total: [], step: [], denoise: [], decode: [], text: [] }]));
+  for (let r = 0; r < repeat; r++) {
+    for (const [name, p] of Object.entries(pipes)) {
+      const res = await p.generate({ prompt: w.prompts[r % w.prompts.length], seed: r, ...w.options });
+      const t = times[name];
+      t.total.push(res.timings.totalMs);
+      t.denoise.push(res.timings.denoiseMs);
+      t.decode.push(res.timings.decodeMs);
+      t.text.push(res.timings.textEncodeMs);
+      t.step.push(...res.timings.stepsMs);
+    }
+  }
+  const baseMs = median(times.baseline.total);
+  for (const [name, t] of Object.entries(times)) {
+    const psnr = pictures[name].map((img, i) => psnrDb(img, pictures.baseline[i]));
+    const row = {
+      pipeline: w.name, config: name, steps: w.options.steps, size: `${w.options.width}x${w.options.height}`, repeat,
+      medianTotalMs: median(t.total), medianStepMs: median(t.step), medianTextEncodeMs: median(t.text), medianDenoiseMs: median(t.denoise), medianDecodeMs: median(t.decode),
+      speedup: baseMs / median(t.total), oneTimeMs: name === 'baseline' ? 0 : loadMs[name], minPsnrDb: Math.min(...psnr),
+    };
+    results.push(row);
+    console.log(`${w.name} ${name.padEnd(15)} ${row.medianTotalMs.toFixed(0).padStart(5)} ms/image ${row.medianStepMs.toFixed(1).padStart(6)} ms/step  ×${row.speedup.toFixed(2)}  text ${row.medianTextEncodeMs.toFixed(0)} / denoise ${row.medianDenoiseMs.toFixed(0)} / decode ${row.medianDecodeMs.toFixed(0)} ms  PSNR ≥ ${Number.isFinite(row.minPsnrDb) ? row.minPsnrDb.toFixed(1) : '∞'} dB  (smash ${row.oneTimeMs.toFixed(0)} ms once)`);
+  }
+  for (const [name, p] of Object.entries(pipes)) if (name !== 'baseline') await p.release();
+  await base.release();
 }
+const m = machine();
+console.log(`${m.cpu}, ${m.cores} cores, ${m.flags.join(' ')}; ${repeat} interleaved runs per configuration`);
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-writeFileSync(join(root, 'bench', 'results', 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), cores: availableParallelism(), node: process.version, threads: threads ?? 'default', results }, null, 2)}\n`);
+writeFileSync(join(root, 'bench', 'results', 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), machine: m, node: process.version, threads: threads ?? 'default', repeat, results }, null, 2)}\n`);
