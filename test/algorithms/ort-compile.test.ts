@@ -60,20 +60,22 @@ test('a profile without an op keeps the graph free of it', () => {
   assert.ok(ops.get('MultiHeadAttention')! > 0);
 });
 
-/** x [1, 4, 8] through an RMSNorm-like chain over `axis`, with the given square. */
-function rmsGraph(axis: number, square: 'mul' | 'pow') {
+/** x [1, 4, 8] through an RMSNorm-like chain over `axis`, with the given square and division. */
+function rmsGraph(axis: number, square: 'mul' | 'pow', divide: 'div' | 'inverse' = 'div') {
   const b = new GraphBuilder();
   const x = b.input('x', 'float32', [1, 4, 8]);
   const sq = square === 'mul' ? b.mul(x, x) : b.op('Pow', [x, b.constF32(2)]);
   const ms = b.op('ReduceMean', [sq], { axes: [axis], keepdims: 1 });
-  const y = b.div(x, b.op('Sqrt', [b.add(ms, b.constF32(1e-6))]));
+  const rms = b.op('Sqrt', [b.add(ms, b.constF32(1e-6))]);
+  const y = divide === 'div' ? b.div(x, rms) : b.mul(x, b.div(b.constF32(1), rms));
   b.output(b.mul(y, b.graph.addInitializer('w', { dtype: 'float32', shape: [8], byteLength: 32, bytes: () => new Uint8Array(32) })), 'y');
   return b.graph;
 }
 
-test('RMSNorm fusion: fires on Mul(x, x) and Pow(x, 2) over the last axis, not over another axis', () => {
+test('RMSNorm fusion: fires on Mul(x, x) and Pow(x, 2), on x / rms and x · (1 / rms), over the last axis, not over another axis', () => {
   const anchor = (g: ReturnType<typeof rmsGraph>) => [...g.nodes()].find((n) => n.opType === 'ReduceMean')!;
   for (const sq of ['mul', 'pow'] as const) assert.ok(!(tryRule(rmsNormFusion, anchor(rmsGraph(-1, sq))) instanceof NoMatch), sq);
+  assert.ok(!(tryRule(rmsNormFusion, anchor(rmsGraph(-1, 'pow', 'inverse'))) instanceof NoMatch), 'x · (1 / rms), as PyTorch exports rsqrt');
   const r = tryRule(rmsNormFusion, anchor(rmsGraph(1, 'mul')));
   assert.ok(r instanceof NoMatch && /last axis/.test(r.reason));
 });

@@ -3,7 +3,7 @@
  * only knows `Pow(x, 2)`; ours also takes `Mul(x, x)` and the rsqrt form PyTorch exports:
  *
  *     x ─► Mul(x, x) | Pow(x, 2) ─► ReduceMean(-1) ─► Add(eps) ─► Sqrt ─► Div(x, ·) ─► Mul(w) ─► y
- *                                                              └─► Sqrt ─► Reciprocal ─► Mul(x, ·) ─► Mul(w) ─► y
+ *                                                              └─► Sqrt ─► Reciprocal | Div(1, ·) ─► Mul(x, ·) ─► Mul(w) ─► y
  *   ⇒  x ─► SimplifiedLayerNormalization(w, axis=-1, epsilon=eps) ─► y
  */
 import type { Node, Value } from '../../../ir/graph.js';
@@ -45,7 +45,12 @@ export const rmsNormFusion: Rule<Match> = {
     const sqrt = soleReader(add.outputs[0]!, 'Sqrt');
     if (!sqrt) return noMatch('no Sqrt after + eps');
     let normed: Node | undefined = soleReader(sqrt.outputs[0]!, 'Div');
-    if (normed && (normed.inputs[0] !== x || normed.inputs[1] !== sqrt.outputs[0])) return noMatch('the Div is not x / rms');
+    if (normed && normed.inputs[1] === sqrt.outputs[0] && constScalar(normed.inputs[0]) === 1) {
+      // 1 / rms, then x · (1 / rms): PyTorch's rsqrt as its exporter writes it
+      const inv = normed;
+      normed = soleReader(inv.outputs[0]!, 'Mul');
+      if (!normed || other(normed, inv.outputs[0]!) !== x) return noMatch('1 / rms does not multiply x');
+    } else if (normed && (normed.inputs[0] !== x || normed.inputs[1] !== sqrt.outputs[0])) return noMatch('the Div is not x / rms');
     if (!normed) {
       const rec = soleReader(sqrt.outputs[0]!, 'Reciprocal');
       normed = rec && soleReader(rec.outputs[0]!, 'Mul');
