@@ -6,35 +6,20 @@
  *     x ─► MatMul(W) ─► Add(b) ─► y    ⇒    x ─► DynamicQuantizeMatMul(Wq int8, scale[N], –, b) ─► y
  */
 import { z } from 'zod';
-import type { Tensor } from '../../core/tensor.js';
-import { Node, type Model, type Value } from '../../ir/graph.js';
+import type { Model, Node } from '../../ir/graph.js';
 import { profileRuns } from '../../runtime/profiles.js';
 import { defineAlgorithm, supported, unsupported } from '../algorithm.js';
 import { quantizeConvsDynamic } from './conv-integer.js';
 import { lazyQuantizeColumnsInt8 } from './int8.js';
-import { biasAdd, constWeight2D, replaceLinear } from './linear.js';
+import { replaceLinears } from './linear.js';
 import { targetFields, targetLinears, targetNodes } from './targets.js';
-
-export const MS_DOMAIN = 'com.microsoft';
 
 /** Rewrites the selected MatMuls; returns how many were quantized. */
 export function quantizeMatMulsDynamic(model: Model, nodes: readonly Node[]): number {
-  const g = model.graph;
-  let count = 0;
-  for (const node of nodes) {
-    if (node.opType !== 'MatMul' || node.domain || node.graph !== g) continue;
-    const w = constWeight2D(node);
-    if (!w) continue;
-    const { q, scale } = lazyQuantizeColumnsInt8(w.const!);
-    const folded = biasAdd(node, w.const!.shape[1]!);
-    const init = (suffix: string, t: Tensor): Value => g.initializers.get(`${w.name}_${suffix}`) ?? g.addInitializer(`${w.name}_${suffix}`, t);
-    const dq = new Node('DynamicQuantizeMatMul', node.name.replace(/MatMul(_\d+)?$/, 'DynamicQuantizeMatMul$1'), MS_DOMAIN);
+  return replaceLinears(model, nodes, 'DynamicQuantizeMatMul', ({ node, weight, folded, init }, dq) => {
+    const { q, scale } = lazyQuantizeColumnsInt8(weight.const!);
     dq.inputs.push(node.inputs[0]!, init('quantized', q), init('scale', scale), null, folded?.bias ?? null);
-    replaceLinear(g, node, folded, dq);
-    count++;
-  }
-  if (count) model.opsetImports.set(MS_DOMAIN, 1);
-  return count;
+  });
 }
 
 export const int8Dynamic = defineAlgorithm({

@@ -2,7 +2,10 @@
  * Linear layers as the graphs hold them — MatMul by a constant [K, N] weight, often followed by
  * a bias Add — found and replaced in one place for every quantizer and the qkv factorizer.
  */
-import type { Graph, Node, Value } from '../../ir/graph.js';
+import type { Tensor } from '../../core/tensor.js';
+import { Node, type Graph, type Model, type Value } from '../../ir/graph.js';
+
+export const MS_DOMAIN = 'com.microsoft';
 
 /** A float32 constant [K, N] weight of a MatMul, or undefined. */
 export function constWeight2D(node: Node): Value | undefined {
@@ -39,4 +42,35 @@ export function replaceLinear(g: Graph, matmul: Node, folded: { add: Node; bias:
 /** Removes initializers among `values` that nothing reads. */
 export function dropUnused(g: Graph, values: readonly (Value | null)[]): void {
   for (const v of values) if (v?.const && !v.uses.size && g.initializers.get(v.name) === v) g.initializers.delete(v.name);
+}
+
+export interface LinearLayer {
+  node: Node;
+  weight: Value;
+  /** the bias Add folded into the replacement, if any */
+  folded?: { add: Node; bias: Value };
+  /** an initializer named after the weight (`<weight>_<suffix>`), shared when two layers share the weight */
+  init(suffix: string, t: Tensor): Value;
+}
+
+/**
+ * Replaces each selected linear layer (a MatMul of the main graph by a constant [K, N] weight) by
+ * the com.microsoft node `make` returns (its inputs set, its output given here); returns how many.
+ */
+export function replaceLinears(model: Model, nodes: readonly Node[], op: string, make: (layer: LinearLayer, n: Node) => void): number {
+  const g = model.graph;
+  let count = 0;
+  for (const node of nodes) {
+    if (node.opType !== 'MatMul' || node.domain || node.graph !== g) continue;
+    const weight = constWeight2D(node);
+    if (!weight) continue;
+    const folded = biasAdd(node, weight.const!.shape[1]!);
+    const init = (suffix: string, t: Tensor): Value => g.initializers.get(`${weight.name}_${suffix}`) ?? g.addInitializer(`${weight.name}_${suffix}`, t);
+    const n = new Node(op, node.name.replace(/MatMul(_\d+)?$/, `${op}$1`), MS_DOMAIN);
+    make({ node, weight, folded, init }, n);
+    replaceLinear(g, node, folded, n);
+    count++;
+  }
+  if (count) model.opsetImports.set(MS_DOMAIN, 1);
+  return count;
 }

@@ -8,9 +8,8 @@
  */
 import { InMemoryTensor, type Tensor } from '../../core/tensor.js';
 import { toFloat32 } from '../../core/float.js';
-import { Node, type Model, type Value } from '../../ir/graph.js';
-import { MS_DOMAIN } from './int8-dynamic.js';
-import { biasAdd, constWeight2D, replaceLinear } from './linear.js';
+import type { Model, Node } from '../../ir/graph.js';
+import { replaceLinears } from './linear.js';
 
 export interface NBitsOptions {
   bits: 4 | 8;
@@ -137,22 +136,10 @@ export function unpackNBits(p: PackedWeight, o: Pick<NBitsOptions, 'bits' | 'blo
 
 /** Rewrites the selected MatMuls with constant weights into MatMulNBits; returns how many. */
 export function quantizeMatMulsNBits(model: Model, nodes: readonly Node[], o: NBitsOptions): number {
-  const g = model.graph;
-  let count = 0;
-  for (const node of nodes) {
-    if (node.opType !== 'MatMul' || node.domain || node.graph !== g) continue;
-    const w = constWeight2D(node);
-    if (!w) continue;
-    const p = packNBits(w.const!, o);
-    const folded = biasAdd(node, p.N);
-    const init = (suffix: string, t: Tensor): Value => g.initializers.get(`${w.name}_${suffix}`) ?? g.addInitializer(`${w.name}_${suffix}`, t);
-    const mm = new Node('MatMulNBits', node.name.replace(/MatMul(_\d+)?$/, 'MatMulNBits$1'), MS_DOMAIN);
+  return replaceLinears(model, nodes, 'MatMulNBits', ({ node, weight, folded, init }, mm) => {
+    const p = packNBits(weight.const!, o);
     mm.inputs.push(node.inputs[0]!, init(`q${o.bits}`, p.packed), init('scales', p.scales), p.zeroPoints ? init('zero_points', p.zeroPoints) : null);
     if (folded) mm.inputs.push(null, folded.bias);
     for (const [k, v] of Object.entries({ K: p.K, N: p.N, bits: o.bits, block_size: o.blockSize })) mm.attributes.set(k, { type: 'int', value: v });
-    replaceLinear(g, node, folded, mm);
-    count++;
-  }
-  if (count) model.opsetImports.set(MS_DOMAIN, 1);
-  return count;
+  });
 }
