@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
 import { convert, type ConvertOptions } from '../models/convert.js';
 
 let version: string | undefined;
@@ -84,7 +85,8 @@ export function ensureConverted(
   const dir = join(root, key);
   if (existsSync(join(dir, 'smash-cache.json'))) return { dir, key, converted: false };
   mkdirSync(root, { recursive: true });
-  const tmp = join(root, `.${key}.${process.pid}.${Date.now()}.building`);
+  sweepTemps(root); // entries abandoned by interrupted conversions
+  const tmp = makeTempSibling(dir);
   try {
     convert(src, tmp, { dtype: opts.dtype, variant: opts.variant, onProgress: opts.onProgress, onWarning: opts.onWarning, force: true });
     writeFileSync(
@@ -99,7 +101,7 @@ export function ensureConverted(
       if (!existsSync(join(dir, 'smash-cache.json'))) throw e;
     }
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    dropTemp(tmp);
   }
   return { dir, key, converted: true };
 }
