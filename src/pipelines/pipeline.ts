@@ -8,6 +8,7 @@ import { AbortError, ConfigError, ModelFormatError, SmashError } from '../errors
 import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
 import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler } from '../schedulers/index.js';
 import type { Tokenizer } from '../tokenizers/index.js';
+import { checkFinite, checkFiniteInput } from './finite.js';
 import { denormalize, type FloatTensor } from './image.js';
 
 export type { FloatTensor } from './image.js';
@@ -179,6 +180,7 @@ export function checkTensor(key: string, t: unknown, expect: readonly (number | 
     const want = `[${expect.map((e) => e ?? '*').join(', ')}]`;
     throw badOption(key, `expected shape ${want} (${what}), got [${x.dims.join(', ')}]${x.data.length !== n ? ` with ${x.data.length} values` : ''}`, 'BAD_SHAPE');
   }
+  checkFiniteInput(key, x.data);
   return x;
 }
 
@@ -285,6 +287,7 @@ export function filled(n: number, v: number): Float32Array {
 
 export function asF32(t: HostTensor, what: string): Float32Array {
   if (!(t.data instanceof Float32Array)) throw new ModelFormatError('OUTPUT_DTYPE', `${what} returned ${t.dtype}, expected float32`);
+  checkFinite(`the ${what}`, t.data);
   return t.data;
 }
 
@@ -393,6 +396,7 @@ export abstract class DiffusionPipeline {
 
 /** Runs the per-step callback, then checks for abort. */
 export async function afterStep(opts: GenerateOptions, info: StepInfo): Promise<void> {
+  checkFinite(`denoising step ${info.stepIndex + 1} of ${info.numSteps} (guidance and the scheduler step)`, info.latents.data);
   if (opts.onStep) await opts.onStep(info);
   checkAbort(opts.signal);
 }
