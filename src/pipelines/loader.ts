@@ -206,10 +206,12 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   const onWarning = opts.onWarning ?? ((m: string) => process.emitWarning(m));
   let onnxDir = plan.root;
   let cacheKey: string | undefined;
+  let converted: boolean | undefined;
   if (plan.layout === 'diffusers') {
     const c = ensureConverted(plan.root, { cacheDir: opts.cacheDir, dtype: opts.dtype, variant: opts.variant, onProgress: opts.onConvertProgress, onWarning });
     onnxDir = c.dir;
     cacheKey = c.key;
+    converted = c.converted;
   }
   const so: SessionOptions = { ...opts.session, provider: opts.provider, threads: opts.threads, onWarning };
   const sessions: Session[] = [];
@@ -235,7 +237,7 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
       const tokenizer: Tokenizer = loadTokenizer(join(onnxDir, e.tokenizerName), { onWarning });
       encoders.set(e.name, { name: e.name, session: await open(e.name), tokenizer, config: e.config });
     }
-    const source = { dir: plan.root, onnxDir, cacheKey };
+    const source = { dir: plan.root, onnxDir, cacheKey, converted };
     if (plan.index.className === 'StableDiffusionPipeline') {
       checkUnetInputs(den, plan.denoiserConfig);
       return new StableDiffusionPipeline(source, plan.scheduler, { denoiser, unetConfig: plan.denoiserConfig, textEncoder: encoders.get('text_encoder'), vae }, sessions, onWarning);

@@ -315,6 +315,8 @@ export interface PipelineSource {
   onnxDir: string;
   /** the cache key, for a converted diffusers folder */
   cacheKey?: string;
+  /** for a diffusers folder: true when this load converted it, false when the cache had it */
+  converted?: boolean;
 }
 
 /**

@@ -9,12 +9,15 @@ import { readLatentsFile, readPromptEmbedsFile, writeTensorsFile } from '../../p
 import { writePng } from '../../pipelines/image.js';
 import { inspectPipelineFolder, loadPipeline } from '../../pipelines/loader.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
+import { gatherPrompts } from '../prompts.js';
 import { progressBars } from '../progress.js';
 
 interface GenerateCliOptions {
   model: string;
   prompt?: string[];
+  promptFile?: string[];
   negativePrompt?: string[];
+  negativePromptFile?: string[];
   steps?: string;
   guidance?: string;
   width?: string;
@@ -70,7 +73,9 @@ export function registerGenerate(p: Command) {
     .description('generate images from a prompt with a diffusers pipeline folder or its ONNX conversion')
     .requiredOption('--model <dir>', 'pipeline folder (diffusers, converted on first use and cached; or ONNX in Optimum\'s layout)')
     .option('--prompt <text>', 'the prompt (repeat for a batch)', collect)
+    .option('--prompt-file <file>', 'read a prompt from a file (UTF-8, one prompt per file; repeat for a batch): for long prompts', collect)
     .option('--negative-prompt <text>', 'negative prompt, Stable Diffusion only (repeat to match --prompt)', collect)
+    .option('--negative-prompt-file <file>', 'read a negative prompt from a file', collect)
     .option('--steps <n>', 'denoising steps (default: 50 SD, 28 Flux)')
     .option('--guidance <scale>', 'guidance scale (SD: classifier-free, on above 1; Flux dev: guidance embedding)')
     .option('--width <px>', 'image width')
@@ -104,8 +109,10 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
     scheduler: o.scheduler,
   };
   const threads = int('threads', 'threads', o.threads);
-  if (o.prompt) gen.prompt = o.prompt.length === 1 ? o.prompt[0] : o.prompt;
-  if (o.negativePrompt) gen.negativePrompt = o.negativePrompt.length === 1 ? o.negativePrompt[0] : o.negativePrompt;
+  const prompts = gatherPrompts('prompt', 'prompt', o.prompt, o.promptFile);
+  const negatives = gatherPrompts('negative-prompt', 'negativePrompt', o.negativePrompt, o.negativePromptFile);
+  if (prompts) gen.prompt = prompts.length === 1 ? prompts[0] : prompts;
+  if (negatives) gen.negativePrompt = negatives.length === 1 ? negatives[0] : negatives;
   if (o.latents) gen.latents = readLatentsFile(o.latents);
   if (o.promptEmbeds) {
     const e = readPromptEmbedsFile(o.promptEmbeds);
@@ -113,9 +120,10 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
     if (e.negativePromptEmbeds) gen.negativePromptEmbeds = e.negativePromptEmbeds;
     if (e.pooledPromptEmbeds) gen.pooledPromptEmbeds = e.pooledPromptEmbeds;
   }
-  if (!gen.prompt && !gen.promptEmbeds) throw new ConfigError('MISSING_OPTION', 'give --prompt or --prompt-embeds', 'prompt');
+  // an empty prompt is legitimate (unconditional generation)
+  if (gen.prompt === undefined && !gen.promptEmbeds) throw new ConfigError('MISSING_OPTION', 'give --prompt, --prompt-file or --prompt-embeds', 'prompt');
   // the checks that need no model run here, so they fail before a (slow) load
-  if (gen.prompt && gen.promptEmbeds) throw new ConfigError('BAD_OPTION', 'give either --prompt or --prompt-embeds, not both', 'prompt');
+  if (gen.prompt !== undefined && gen.promptEmbeds) throw new ConfigError('BAD_OPTION', 'give either --prompt or --prompt-embeds, not both', 'prompt');
   if (gen.steps !== undefined && gen.steps < 1) throw new ConfigError('BAD_OPTION', `--steps must be at least 1, got ${gen.steps}`, 'steps');
   if (gen.guidanceScale !== undefined && gen.guidanceScale < 0) throw new ConfigError('BAD_OPTION', `--guidance must be >= 0, got ${gen.guidanceScale}`, 'guidanceScale');
   if (gen.numImagesPerPrompt !== undefined && gen.numImagesPerPrompt < 1) throw new ConfigError('BAD_OPTION', `--num-images must be at least 1, got ${gen.numImagesPerPrompt}`, 'numImagesPerPrompt');
@@ -143,14 +151,18 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const bars = progressBars();
   const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
   try {
+    const tLoad = performance.now();
     const pipe = await loadPipeline(o.model, {
       provider: o.provider as ProviderName,
       threads,
       onWarning: warn,
       onConvertProgress: (c, d, t) => bars.update(`convert ${c}`, d, t, 'tensors'),
     });
+    const loadMs = performance.now() - tLoad;
     try {
-      const r = await pipe.generate({ ...gen, onStep: (s) => bars.update('denoise', s.stepIndex + 1, s.numSteps, 'steps') });
+      // PNDM and others call the denoiser more often than the steps asked for: say so
+      const unit = (n: number) => (gen.steps === undefined || n === gen.steps ? 'steps' : `denoiser calls (${gen.steps} steps)`);
+      const r = await pipe.generate({ ...gen, onStep: (s) => bars.update('denoise', s.stepIndex + 1, s.numSteps, unit(s.numSteps)) });
       bars.stop();
       for (const f of outs.files) mkdirSync(dirname(resolve(f)), { recursive: true });
       if (outs.kind === 'safetensors') {
@@ -163,6 +175,8 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
         const report = {
           settings: {
             ...r.settings,
+            // a Flux transformer without a guidance input (schnell) ignores the scale
+            guidanceScale: 'hasGuidance' in pipe && !pipe.hasGuidance ? null : r.settings.guidanceScale,
             model: resolve(o.model),
             modelCacheKey: pipe.source.cacheKey ?? null,
             provider: o.provider,
@@ -171,7 +185,8 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
             smashVersion: packageVersion(),
           },
           outputs: outs.files.map((f) => resolve(f)),
-          timings: r.timings,
+          timings: { loadMs, ...r.timings },
+          cache: pipe.source.cacheKey ? { key: pipe.source.cacheKey, hit: pipe.source.converted === false, dir: pipe.source.onnxDir } : null,
           peakRssBytes: peak,
         };
         mkdirSync(dirname(resolve(o.report)), { recursive: true });
@@ -181,12 +196,14 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
           while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
         });
       }
-      const steps = r.timings.stepsMs.length;
-      const perStep = steps ? r.timings.denoiseMs / steps / 1000 : 0;
+      const calls = r.timings.stepsMs.length;
+      const steps = r.settings.steps;
+      const perStep = calls ? r.timings.denoiseMs / calls / 1000 : 0;
       const where = outs.files.length === 1 ? outs.files[0] : `${outs.files.length} files (${basename(outs.files[0]!)} …)`;
       process.stdout.write(
         `wrote ${where}: ${count} image${count > 1 ? 's' : ''} ${r.settings.width}×${r.settings.height}, seed ${r.seed}; ` +
-          `${steps} steps at ${perStep.toFixed(3)} s/step, total ${(r.timings.totalMs / 1000).toFixed(2)} s ` +
+          `${steps} steps${calls !== steps ? ` (${calls} denoiser calls)` : ''} at ${perStep.toFixed(3)} s/${calls !== steps ? 'call' : 'step'}, ` +
+          `load ${(loadMs / 1000).toFixed(2)} s${pipe.source.cacheKey ? (pipe.source.converted ? ' (converted)' : ' (cached)') : ''}, total ${(r.timings.totalMs / 1000).toFixed(2)} s ` +
           `(text ${(r.timings.textEncodeMs / 1000).toFixed(2)} s, denoise ${(r.timings.denoiseMs / 1000).toFixed(2)} s, decode ${(r.timings.decodeMs / 1000).toFixed(2)} s); ` +
           `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB\n`,
       );
