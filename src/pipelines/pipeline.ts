@@ -9,6 +9,7 @@ import { f32 as hostF32, type HostTensor, type Session } from '../runtime/sessio
 import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler } from '../schedulers/index.js';
 import type { Tokenizer } from '../tokenizers/index.js';
 import { checkFinite, checkFiniteInput } from './finite.js';
+import { checkSide } from './limits.js';
 import { denormalize, type FloatTensor } from './image.js';
 
 export type { FloatTensor } from './image.js';
@@ -156,6 +157,7 @@ export function checkSize(key: 'width' | 'height', v: unknown, multiple: number,
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < multiple || v % multiple !== 0) {
     throw badOption(key, `must be a positive multiple of ${multiple} (${why}), got ${JSON.stringify(v)}`, 'BAD_SIZE');
   }
+  checkSide(key, v);
   return v;
 }
 

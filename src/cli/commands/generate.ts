@@ -7,6 +7,7 @@ import { atomicWrite } from '../../tensors/atomic.js';
 import { packageVersion } from '../../pipelines/cache.js';
 import { readLatentsFile, readPromptEmbedsFile, writeTensorsFile } from '../../pipelines/embeddings-io.js';
 import { writePng } from '../../pipelines/image.js';
+import { checkGenerationMemory, checkSide } from '../../pipelines/limits.js';
 import { inspectPipelineFolder, loadPipeline } from '../../pipelines/loader.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
 import { gatherPrompts } from '../prompts.js';
@@ -147,6 +148,11 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
       throw new ConfigError('BAD_SIZE', `--${k} ${v} must be a positive multiple of ${multiple} (the VAE factor of this ${folder.index.className})`, k);
     }
   }
+  // sizes and memory are checked from the configs too, before any allocation
+  const sample = folder.index.className === 'FluxPipeline' ? 64 : Number(folder.denoiserConfig.sample_size ?? 64);
+  const side = (k: 'width' | 'height') => gen[k] ?? sample * multiple;
+  for (const k of ['width', 'height'] as const) checkSide(k, side(k), gen[k] === undefined ? `the default: the denoiser's sample_size ${sample} × ${multiple}` : '');
+  checkGenerationMemory(count, side('width'), side('height'), folder.vaeConfig);
 
   const bars = progressBars();
   const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
