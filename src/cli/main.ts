@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { SmashError } from '../errors.js';
+import { fileError, isSystemError } from '../fs/files.js';
 import { registerConvert } from './commands/convert.js';
 import { registerCreateRandom } from './commands/create-random.js';
 import { registerGenerate } from './commands/generate.js';
@@ -31,7 +32,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`smash: ${e.message} [${e.code}]\n`);
       return 1;
     }
-    process.stderr.write(`smash: ${(e as Error)?.message ?? String(e)}\n`);
+    // a file-system error no check anticipated: still one line, naming the path, with a code
+    if (isSystemError(e)) {
+      const t = fileError(e, e.path ?? '', `cannot ${e.syscall}`);
+      process.stderr.write(`smash: ${t.message} [${t.code}]\n`);
+      return 1;
+    }
+    process.stderr.write(`smash: ${((e as Error)?.message ?? String(e)).split('\n')[0]} [INTERNAL_ERROR]\n`);
     if (process.env.SMASH_DEBUG) console.error(e);
     return 2;
   }

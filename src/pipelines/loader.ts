@@ -234,7 +234,8 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
     };
     const encoders = new Map<string, TextEncoderComponent>();
     for (const e of plan.encoders) {
-      const tokenizer: Tokenizer = loadTokenizer(join(onnxDir, e.tokenizerName), { onWarning });
+      // from the user's folder (the cache holds a copy): errors name the file the user can fix
+      const tokenizer: Tokenizer = loadTokenizer(join(plan.root, e.tokenizerName), { onWarning });
       encoders.set(e.name, { name: e.name, session: await open(e.name), tokenizer, config: e.config });
     }
     const source = { dir: plan.root, onnxDir, cacheKey, converted };
