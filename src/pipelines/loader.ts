@@ -14,6 +14,7 @@ import { Session, type SessionOptions } from '../runtime/session.js';
 import { parseConfigJson } from '../schedulers/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import { ensureConverted } from './cache.js';
+import { onlyVariant } from './variant.js';
 import { FluxPipeline } from './flux.js';
 import { makeScheduler, SessionDenoiser, type SchedulerSpec, type TextEncoderComponent, type VaeDecoderComponent } from './pipeline.js';
 import { StableDiffusionPipeline } from './stable-diffusion.js';
@@ -208,7 +209,8 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   let cacheKey: string | undefined;
   let converted: boolean | undefined;
   if (plan.layout === 'diffusers') {
-    const c = ensureConverted(plan.root, { cacheDir: opts.cacheDir, dtype: opts.dtype, variant: opts.variant, onProgress: opts.onConvertProgress, onWarning });
+    const variant = opts.variant ?? pickVariant(plan, onWarning);
+    const c = ensureConverted(plan.root, { cacheDir: opts.cacheDir, dtype: opts.dtype, variant, onProgress: opts.onConvertProgress, onWarning });
     onnxDir = c.dir;
     cacheKey = c.key;
     converted = c.converted;
@@ -252,6 +254,15 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
     for (const s of sessions) await s.release().catch(() => undefined);
     throw e;
   }
+}
+
+/** The only checkpoint variant of every model component (e.g. fp16), when there is no plain one; said as a warning. */
+function pickVariant(plan: Plan, onWarning: (m: string) => void): string | undefined {
+  const spec = PIPELINES[plan.index.className]!;
+  const names = [spec.denoiser, 'vae', ...plan.encoders.map((e) => e.name)];
+  const v = onlyVariant(names.map((n) => join(plan.root, n)));
+  if (v) onWarning(`using the '${v}' weights (the only ones in ${names.join(', ')}); pass a variant to choose`);
+  return v;
 }
 
 function checkUnetInputs(s: Session, cfg: Record<string, unknown>): void {

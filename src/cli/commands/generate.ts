@@ -34,6 +34,7 @@ interface GenerateCliOptions {
   force?: boolean;
   provider: string;
   threads?: string;
+  variant?: string;
 }
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
@@ -92,6 +93,7 @@ export function registerGenerate(p: Command) {
     .option('--force', 'overwrite existing output files')
     .option('--provider <name>', `execution provider: ${PROVIDERS.join(', ')}`, 'cpu')
     .option('--threads <n>', 'intra-op threads (default: onnxruntime\'s)')
+    .option('--variant <name>', 'checkpoint variant of a diffusers folder, e.g. fp16 for *.fp16.safetensors (default: the only one present, else none)')
     .action(async (o: GenerateCliOptions) => {
       await runGenerate(o);
     });
@@ -161,6 +163,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
     const pipe = await loadPipeline(o.model, {
       provider: o.provider as ProviderName,
       threads,
+      variant: o.variant,
       onWarning: warn,
       onConvertProgress: (c, d, t) => bars.update(`convert ${c}`, d, t, 'tensors'),
     });
