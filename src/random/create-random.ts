@@ -13,6 +13,7 @@ import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
 import { architectureFor, supportedArchitectures } from '../models/registry.js';
 import '../models/architectures.js';
 import { writeSafetensors } from '../tensors/safetensors.js';
+import { configText } from './config-json.js';
 import { RANDOM_DTYPES, type RandomDType } from './init.js';
 import { summarize, traceBuilder, type Layout, type LayoutEntry } from './layout.js';
 import { clipTokenizerFiles, getPipeline, type PipelineName, type TokenizerKind } from './pipelines.js';
@@ -207,7 +208,7 @@ export function writeComponentFiles(dir: string, spec: ComponentSpec, opts: Rand
   mkdirSync(dir, { recursive: true });
   // transformers configs record the dtype of the saved weights
   const config = library === 'transformers' && 'torch_dtype' in spec.config ? { ...spec.config, torch_dtype: dtype } : spec.config;
-  writeJson(join(dir, 'config.json'), config);
+  writeFileSync(join(dir, 'config.json'), configText(config, spec.className));
   const maxBytes = opts.shardSize ?? (library === 'transformers' ? 5e9 : 10e9);
   const shards = planShards(entries, maxBytes);
   const stem = weightsStem(library);
@@ -348,7 +349,7 @@ export function createRandomPipeline(out: string, name: PipelineName | string, o
       folders.push(t.folder);
     }
     mkdirSync(join(tmp, 'scheduler'));
-    writeJson(join(tmp, 'scheduler', 'scheduler_config.json'), def.scheduler);
+    writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), configText(def.scheduler as Record<string, unknown>));
     folders.push('scheduler');
     writeJson(join(tmp, 'model_index.json'), def.modelIndex);
     return { folder: resolve(out), components, folders };
