@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { convert } from '../../models/convert.js';
 import { progressBars } from '../progress.js';
+import { warner } from '../warnings.js';
 
 export function registerConvert(p: Command) {
   p.command('convert')
@@ -23,7 +24,7 @@ export function registerConvert(p: Command) {
         const r = convert(src, o.out, {
           dtype, variant: o.variant, force: o.force,
           onProgress: (c, d, t) => bars.update(c, d, t, 'tensors'),
-          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+          onWarning: warner(),
         });
         bars.stop();
         process.stdout.write(`converted ${r.components.join(', ')} into ${o.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

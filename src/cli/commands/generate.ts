@@ -12,6 +12,7 @@ import { inspectPipelineFolder, loadPipeline } from '../../pipelines/loader.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
 import { gatherPrompts } from '../prompts.js';
 import { progressBars } from '../progress.js';
+import { warner } from '../warnings.js';
 
 interface GenerateCliOptions {
   model: string;
@@ -157,7 +158,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   checkGenerationMemory(count, side('width'), side('height'), folder.vaeConfig);
 
   const bars = progressBars();
-  const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+  const warn = warner();
   try {
     const tLoad = performance.now();
     const pipe = await loadPipeline(o.model, {
