@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { SmashError } from '../errors.js';
 import { fileError, isSystemError } from '../fs/files.js';
+import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
 import { registerCreateRandom } from './commands/create-random.js';
 import { registerGenerate } from './commands/generate.js';
@@ -18,6 +19,8 @@ export function program(): Command {
   registerCreateRandom(p);
   registerGenerate(p);
   registerTokenize(p);
+  registerCache(p);
+  p.addHelpText('after', '\nDiffusers folders given to generate are converted once and cached in $SMASH_CACHE/pipelines\n(default ~/.cache/smash/pipelines): see and clear it with `smash cache list|clear`.');
   return p;
 }
 

@@ -12,7 +12,7 @@
  * used; old entries stay until the user deletes them.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { walkFiles } from '../fs/files.js';
@@ -53,6 +53,15 @@ export function cacheKey(src: string, opts: Pick<ConvertOptions, 'dtype' | 'vari
   return h.digest('hex').slice(0, 32);
 }
 
+function touch(file: string): void {
+  const now = new Date();
+  try {
+    utimesSync(file, now, now);
+  } catch {
+    // a read-only cache still serves
+  }
+}
+
 export interface CachedConversion {
   /** the ONNX folder to load */
   dir: string;
@@ -73,7 +82,10 @@ export function ensureConverted(
   const key = cacheKey(src, opts);
   const root = join(cacheRoot(opts.cacheDir), 'pipelines');
   const dir = join(root, key);
-  if (existsSync(join(dir, 'smash-cache.json'))) return { dir, key, converted: false };
+  if (existsSync(join(dir, 'smash-cache.json'))) {
+    touch(join(dir, 'smash-cache.json')); // last use, for `smash cache list|clear`
+    return { dir, key, converted: false };
+  }
   mkdirSync(root, { recursive: true });
   sweepTemps(root); // entries abandoned by interrupted conversions
   const tmp = makeTempSibling(dir);
