@@ -79,6 +79,7 @@ export function convert(src: string, out: string, opts: ConvertOptions = {}): { 
         }
       }
       cpSync(index, join(tmp, 'model_index.json'));
+      if (existsSync(join(src, 'smash.json'))) cpSync(join(src, 'smash.json'), join(tmp, 'smash.json')); // generation defaults
     } else {
       written.push(...writeComponent(src, tmp, undefined, opts));
     }

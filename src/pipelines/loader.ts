@@ -14,6 +14,7 @@ import { Session, type SessionOptions } from '../runtime/session.js';
 import { parseConfigJson } from '../schedulers/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.js';
 import { ensureConverted } from './cache.js';
+import { readGenerationDefaults } from './defaults.js';
 import { onlyVariant } from './variant.js';
 import { FluxPipeline } from './flux.js';
 import { makeScheduler, SessionDenoiser, type SchedulerSpec, type TextEncoderComponent, type VaeDecoderComponent } from './pipeline.js';
@@ -241,15 +242,17 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
       encoders.set(e.name, { name: e.name, session: await open(e.name), tokenizer, config: e.config });
     }
     const source = { dir: plan.root, onnxDir, cacheKey, converted };
+    let pipe: Pipeline;
     if (plan.index.className === 'StableDiffusionPipeline') {
       checkUnetInputs(den, plan.denoiserConfig);
-      return new StableDiffusionPipeline(source, plan.scheduler, { denoiser, unetConfig: plan.denoiserConfig, textEncoder: encoders.get('text_encoder'), vae }, sessions, onWarning);
-    }
-    return new FluxPipeline(
+      pipe = new StableDiffusionPipeline(source, plan.scheduler, { denoiser, unetConfig: plan.denoiserConfig, textEncoder: encoders.get('text_encoder'), vae }, sessions, onWarning);
+    } else pipe = new FluxPipeline(
       source, plan.scheduler,
       { denoiser, transformerConfig: plan.denoiserConfig, textEncoder: encoders.get('text_encoder'), textEncoder2: encoders.get('text_encoder_2'), vae },
       sessions, onWarning,
     );
+    pipe.generationDefaults = readGenerationDefaults(plan.root);
+    return pipe;
   } catch (e) {
     for (const s of sessions) await s.release().catch(() => undefined);
     throw e;

@@ -8,6 +8,7 @@ import { AbortError, ConfigError, ModelFormatError, SmashError } from '../errors
 import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
 import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler } from '../schedulers/index.js';
 import type { Tokenizer } from '../tokenizers/index.js';
+import { withDefaults, type GenerationDefaults } from './defaults.js';
 import { checkFinite, checkFiniteInput } from './finite.js';
 import { checkSide } from './limits.js';
 import { denormalize, type FloatTensor } from './image.js';
@@ -335,6 +336,8 @@ export abstract class DiffusionPipeline {
   abstract readonly defaultSize: { width: number; height: number };
   /** Text-encoder and VAE ONNX runs so far (the denoiser counts its own). */
   encoderRuns = 0;
+  /** The folder's generation defaults (smash.json), under the caller's options. */
+  generationDefaults: GenerationDefaults = {};
   private tail: Promise<unknown> = Promise.resolve();
 
   protected constructor(
@@ -349,7 +352,7 @@ export abstract class DiffusionPipeline {
     let plan: unknown;
     try {
       checkAbort(opts.signal);
-      plan = this.plan(opts);
+      plan = this.plan(withDefaults(opts, this.generationDefaults));
     } catch (e) {
       return Promise.reject(e);
     }

@@ -7,6 +7,7 @@ import { atomicWrite } from '../../tensors/atomic.js';
 import { packageVersion } from '../../pipelines/cache.js';
 import { readLatentsFile, readPromptEmbedsFile, writeTensorsFile } from '../../pipelines/embeddings-io.js';
 import { writePng } from '../../pipelines/image.js';
+import { readGenerationDefaults } from '../../pipelines/defaults.js';
 import { checkGenerationMemory, checkSide } from '../../pipelines/limits.js';
 import { inspectPipelineFolder, loadPipeline } from '../../pipelines/loader.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
@@ -86,7 +87,7 @@ export function registerGenerate(p: Command) {
     .option('--seed <n>', 'seed of the initial noise (random when omitted; printed)')
     .option('--num-images <n>', 'images per prompt', '1')
     .option('--scheduler <name|file>', 'scheduler class (over the pipeline\'s config) or a scheduler_config.json')
-    .option('--max-sequence-length <n>', 'Flux: T5 tokens (default 512)')
+    .option('--max-sequence-length <n>', 'Flux: T5 tokens (default 512, or the folder\'s smash.json)')
     .requiredOption('--out <path>', 'file.png, file.safetensors (output.image, output.latents) or a folder (image-0.png, ...)')
     .option('--latents <file>', 'safetensors with the initial noise (key latents, input.latents or trace.latents; unpacked NCHW)')
     .option('--prompt-embeds <file>', 'safetensors with prompt_embeds (+ negative_prompt_embeds, pooled_prompt_embeds), bare or input./trace. prefixed')
@@ -153,7 +154,8 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   }
   // sizes and memory are checked from the configs too, before any allocation
   const sample = folder.index.className === 'FluxPipeline' ? 64 : Number(folder.denoiserConfig.sample_size ?? 64);
-  const side = (k: 'width' | 'height') => gen[k] ?? sample * multiple;
+  const defaults = readGenerationDefaults(folder.root);
+  const side = (k: 'width' | 'height') => gen[k] ?? defaults[k] ?? sample * multiple;
   for (const k of ['width', 'height'] as const) checkSide(k, side(k), gen[k] === undefined ? `the default: the denoiser's sample_size ${sample} × ${multiple}` : '');
   checkGenerationMemory(count, side('width'), side('height'), folder.vaeConfig);
 
