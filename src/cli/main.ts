@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { SmashError } from '../errors.js';
 import { fileError, isSystemError } from '../fs/files.js';
+import { guardTempsOnKill } from '../fs/temp.js';
 import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
 import { registerCreateRandom } from './commands/create-random.js';
@@ -26,6 +27,7 @@ export function program(): Command {
 
 /** Runs the CLI; returns the exit code. Errors print as one or two lines, never a stack trace. */
 export async function main(argv: string[]): Promise<number> {
+  guardTempsOnKill(); // a Ctrl-C during a (synchronous) conversion leaves no temporary folder
   try {
     await program().parseAsync(argv, { from: 'user' });
     return 0;

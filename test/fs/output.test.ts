@@ -162,3 +162,31 @@ test('3: abandoned temporary folders are swept; errors leave none; free space is
   assert.equal(existsSync(huge), false);
   assert.deepEqual(readdirSync(parent).filter((e) => e.startsWith('.huge')), []);
 });
+
+test('3: Ctrl-C or SIGTERM during create-random leaves no temporary folder', async () => {
+  const { spawn } = await import('node:child_process');
+  const { dirname: dir } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const main = join(dir(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.ts');
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const parent = fresh(`signal-${signal}`);
+    const out = join(parent, 'clip');
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(main)}).then((m) => m.main(process.argv.slice(1))).then((c) => process.exit(c))`,
+      'create-random', '--config', 'clip-l', '--out', out], { stdio: 'ignore' });
+    const exited = new Promise<void>((res) => child.on('exit', () => res()));
+    // wait until the temporary folder holds some output, then interrupt
+    const t0 = Date.now();
+    let temp: string | undefined;
+    while (Date.now() - t0 < 60_000) {
+      temp = readdirSync(parent).find((e) => e.startsWith('.clip.tmp-'));
+      if (temp && readdirSync(join(parent, temp)).length) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(temp, 'the temporary folder appeared');
+    child.kill(signal);
+    await exited;
+    const t1 = Date.now();
+    while (Date.now() - t1 < 5000 && readdirSync(parent).length) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(readdirSync(parent), [], `${signal}: nothing left behind`);
+  }
+});
