@@ -1,5 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { SmashError } from '../errors.js';
+import { fileError, isSystemError } from '../fs/files.js';
+import { guardTempsOnKill } from '../fs/temp.js';
+import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
 import { registerCreateRandom } from './commands/create-random.js';
 import { registerGenerate } from './commands/generate.js';
@@ -19,11 +22,14 @@ export function program(): Command {
   registerGenerate(p);
   registerOptimize(p);
   registerTokenize(p);
+  registerCache(p);
+  p.addHelpText('after', '\nDiffusers folders given to generate are converted once and cached in $SMASH_CACHE/pipelines\n(default ~/.cache/smash/pipelines): see and clear it with `smash cache list|clear`.');
   return p;
 }
 
 /** Runs the CLI; returns the exit code. Errors print as one or two lines, never a stack trace. */
 export async function main(argv: string[]): Promise<number> {
+  guardTempsOnKill(); // a Ctrl-C during a (synchronous) conversion leaves no temporary folder
   try {
     await program().parseAsync(argv, { from: 'user' });
     return 0;
@@ -33,7 +39,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`smash: ${e.message} [${e.code}]\n`);
       return 1;
     }
-    process.stderr.write(`smash: ${(e as Error)?.message ?? String(e)}\n`);
+    // a file-system error no check anticipated: still one line, naming the path, with a code
+    if (isSystemError(e)) {
+      const t = fileError(e, e.path ?? '', `cannot ${e.syscall}`);
+      process.stderr.write(`smash: ${t.message} [${t.code}]\n`);
+      return 1;
+    }
+    process.stderr.write(`smash: ${((e as Error)?.message ?? String(e)).split('\n')[0]} [INTERNAL_ERROR]\n`);
     if (process.env.SMASH_DEBUG) console.error(e);
     return 2;
   }

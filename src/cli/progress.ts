@@ -1,12 +1,22 @@
 import cliProgress from 'cli-progress';
 
-/** One progress bar per named task (component, or denoising), on stderr; silent when not a TTY. */
-export function progressBars() {
+export interface ProgressBars {
+  update(task: string, done: number, total: number, unit?: string): void;
+  stop(): void;
+}
+
+/**
+ * One progress bar per named task (component, or denoising), on stderr. Only on a terminal:
+ * redirected to a file or a pipe, bars (and the blank line their stop writes) are noise.
+ */
+export function progressBars(stream: NodeJS.WriteStream = process.stderr): ProgressBars {
+  if (!stream.isTTY) return { update() {}, stop() {} };
   const multi = new cliProgress.MultiBar(
-    { format: ' {task} |{bar}| {value}/{total} {unit}', hideCursor: true, clearOnComplete: false, stream: process.stderr, noTTYOutput: false },
+    { format: ' {task} |{bar}| {value}/{total} {unit}', hideCursor: true, clearOnComplete: false, stream },
     cliProgress.Presets.shades_classic,
   );
   const bars = new Map<string, cliProgress.SingleBar>();
+  let stopped = false;
   return {
     update(task: string, done: number, total: number, unit = '') {
       let bar = bars.get(task);
@@ -15,6 +25,8 @@ export function progressBars() {
       bar.update(done, { task: task.padEnd(16), unit });
     },
     stop() {
+      if (stopped) return;
+      stopped = true;
       multi.stop();
     },
   };

@@ -1,4 +1,5 @@
 import { readJsonObject } from '../json.js';
+import { checkRegularFile, fileError } from '../fs/files.js';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
@@ -42,14 +43,20 @@ function addParam(p: InspectReport['parameters'], dtype: DType, shape: readonly 
 
 /** Describes an .onnx file, a safetensors file or index, a component folder, or a pipeline folder. */
 export function inspectPath(path: string): InspectReport {
-  if (!existsSync(path)) throw new ModelFormatError('FILE_MISSING', 'no such file or folder', { file: path });
-  if (statSync(path).isDirectory()) return inspectFolder(path);
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw fileError(e, path, 'no such file or folder');
+  }
+  if (st.isDirectory()) return inspectFolder(path);
   if (path.endsWith('.onnx')) return inspectOnnx(path);
   if (path.endsWith('.safetensors') || path.endsWith('.index.json')) return inspectCheckpoint(path);
   throw new ModelFormatError('UNKNOWN_FORMAT', 'not an .onnx, .safetensors or .safetensors.index.json file, nor a model folder', { file: path });
 }
 
 function inspectOnnx(path: string): InspectReport {
+  checkRegularFile(path, 'ONNX model');
   const m = loadModel(path);
   const ops: Record<string, number> = {};
   for (const n of allNodes(m.graph)) ops[n.qualifiedType()] = (ops[n.qualifiedType()] ?? 0) + 1;

@@ -1,7 +1,12 @@
 import { readJsonObject } from '../json.js';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve, isAbsolute } from 'node:path';
-import { ConfigError, ModelFormatError } from '../errors.js';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { ModelFormatError } from '../errors.js';
+import { checkComponentName } from '../fs/names.js';
+import { checkOutputFolder, markOutputFolder } from '../fs/output.js';
+import { checkFreeSpace } from '../fs/space.js';
+import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
+import { convertedBytes } from '../tensors/footprint.js';
 import type { DType } from '../core/dtype.js';
 import type { Model } from '../ir/graph.js';
 import { float16 } from '../ir/passes/float16.js';
@@ -49,18 +54,6 @@ export function buildComponent(folder: string, opts: Pick<ConvertOptions, 'dtype
   return models;
 }
 
-function checkOutDir(src: string, out: string, force?: boolean) {
-  const s = realpathSync(src);
-  const o = resolve(out);
-  const rel = relative(s, o);
-  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
-    throw new ConfigError('OUT_INSIDE_SOURCE', `output folder ${out} is inside the source ${src}: conversion never writes into the source`, 'out');
-  }
-  if (existsSync(o) && readdirSync(o).length && !force) {
-    throw new ConfigError('OUT_EXISTS', `output folder ${out} exists and is not empty (use --force to replace it)`, 'out');
-  }
-}
-
 /**
  * Converts a component folder or a whole pipeline folder (model_index.json) into ONNX folders
  * in Optimum's layout. Writes into a temporary sibling folder and renames it into place at the
@@ -68,16 +61,17 @@ function checkOutDir(src: string, out: string, force?: boolean) {
  */
 export function convert(src: string, out: string, opts: ConvertOptions = {}): { components: string[] } {
   if (!existsSync(src) || !statSync(src).isDirectory()) throw new ModelFormatError('FILE_MISSING', 'no such model folder', { file: src });
-  checkOutDir(src, out, opts.force);
+  checkOutputFolder(out, { sources: [src], force: opts.force });
+  const index = join(src, 'model_index.json');
+  const entries = existsSync(index) ? readPipelineIndex(index) : undefined;
   const target = resolve(out);
   mkdirSync(dirname(target), { recursive: true });
-  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp);
+  sweepTemps(dirname(target));
+  checkFreeSpace(target, estimateBytes(src, entries, opts), `converting ${src}`);
+  const tmp = makeTempSibling(target);
   const written: string[] = [];
   try {
-    const index = join(src, 'model_index.json');
-    if (existsSync(index)) {
-      const entries = readPipelineIndex(index);
+    if (entries) {
       for (const [name, [, cls]] of entries) {
         const sub = join(src, name);
         if (!cls) continue;
@@ -92,16 +86,31 @@ export function convert(src: string, out: string, opts: ConvertOptions = {}): { 
         }
       }
       cpSync(index, join(tmp, 'model_index.json'));
+      if (existsSync(join(src, 'smash.json'))) cpSync(join(src, 'smash.json'), join(tmp, 'smash.json')); // generation defaults
     } else {
       written.push(...writeComponent(src, tmp, undefined, opts));
     }
+    markOutputFolder(tmp, 'convert');
     if (existsSync(target)) rmSync(target, { recursive: true, force: true });
     renameSync(tmp, target);
+    dropTemp(tmp, false);
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
+    dropTemp(tmp);
     throw e;
   }
   return { components: written };
+}
+
+/** The bytes a conversion writes (the weights at the output dtype), from checkpoint headers. */
+function estimateBytes(src: string, entries: ReturnType<typeof readPipelineIndex> | undefined, opts: ConvertOptions): number {
+  const dtype = opts.dtype ?? 'float32';
+  if (!entries) return architectureFor(ModelConfig.load(src).className) ? convertedBytes(src, dtype, opts.variant) : 0;
+  let total = 0;
+  for (const [name, [, cls]] of entries) {
+    const sub = join(src, name);
+    if (cls && architectureFor(cls) && existsSync(sub)) total += convertedBytes(sub, dtype, opts.variant);
+  }
+  return total;
 }
 
 /**
@@ -130,5 +139,5 @@ export function readPipelineIndex(file: string): [string, [string | null, string
   const raw = readJsonObject(file, 'model_index.json', 'CONFIG_JSON');
   return Object.entries(raw)
     .filter(([k, v]) => !k.startsWith('_') && Array.isArray(v) && v.length === 2)
-    .map(([k, v]) => [k, v as [string | null, string | null]]);
+    .map(([k, v]) => [checkComponentName(k, file), v as [string | null, string | null]]);
 }

@@ -6,14 +6,17 @@
  * output (Optimum's layout) plus `smash-cache.json` describing its source.
  *
  * Key: sha256 over our package version, the conversion options, and every file under the source
- * folder (relative path, size, mtime; symlinks followed; dot-entries skipped). Editing, adding or
+ * folder (relative path, size, mtime; links to files followed, links to folders only inside it;
+ * dot-entries skipped). Editing, adding or
  * removing a source file, or upgrading the package, gives a new key, so a stale entry is never
  * used; old entries stay until the user deletes them.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { walkFiles } from '../fs/files.js';
+import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
 import { convert, type ConvertOptions } from '../models/convert.js';
 
 let version: string | undefined;
@@ -36,21 +39,9 @@ export function cacheRoot(cacheDir?: string): string {
   return resolve(cacheDir ?? process.env.SMASH_CACHE ?? join(homedir(), '.cache', 'smash'));
 }
 
-/** Relative path, size and mtime of every file under `dir`, sorted by path. */
+/** Relative path, size and mtime of every file under `dir`, sorted by path (see walkFiles: links out of the folder are not walked). */
 export function listSourceFiles(dir: string): { path: string; size: number; mtimeMs: number }[] {
-  const out: { path: string; size: number; mtimeMs: number }[] = [];
-  const walk = (abs: string, rel: string) => {
-    for (const name of readdirSync(abs).sort()) {
-      if (name.startsWith('.')) continue;
-      const p = join(abs, name);
-      const r = rel ? `${rel}/${name}` : name;
-      const st = statSync(p); // follows symlinks: HF snapshots are links into blobs
-      if (st.isDirectory()) walk(p, r);
-      else if (st.isFile()) out.push({ path: r, size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
-    }
-  };
-  walk(resolve(dir), '');
-  return out;
+  return walkFiles(resolve(dir));
 }
 
 /** The cache key of a source folder for the given conversion options. */
@@ -60,6 +51,15 @@ export function cacheKey(src: string, opts: Pick<ConvertOptions, 'dtype' | 'vari
   h.update(`dtype=${opts.dtype ?? 'float32'} variant=${opts.variant ?? ''}\n`);
   for (const f of listSourceFiles(src)) h.update(`${f.path}\0${f.size}\0${f.mtimeMs}\n`);
   return h.digest('hex').slice(0, 32);
+}
+
+function touch(file: string): void {
+  const now = new Date();
+  try {
+    utimesSync(file, now, now);
+  } catch {
+    // a read-only cache still serves
+  }
 }
 
 export interface CachedConversion {
@@ -82,9 +82,13 @@ export function ensureConverted(
   const key = cacheKey(src, opts);
   const root = join(cacheRoot(opts.cacheDir), 'pipelines');
   const dir = join(root, key);
-  if (existsSync(join(dir, 'smash-cache.json'))) return { dir, key, converted: false };
+  if (existsSync(join(dir, 'smash-cache.json'))) {
+    touch(join(dir, 'smash-cache.json')); // last use, for `smash cache list|clear`
+    return { dir, key, converted: false };
+  }
   mkdirSync(root, { recursive: true });
-  const tmp = join(root, `.${key}.${process.pid}.${Date.now()}.building`);
+  sweepTemps(root); // entries abandoned by interrupted conversions
+  const tmp = makeTempSibling(dir);
   try {
     convert(src, tmp, { dtype: opts.dtype, variant: opts.variant, onProgress: opts.onProgress, onWarning: opts.onWarning, force: true });
     writeFileSync(
@@ -99,7 +103,7 @@ export function ensureConverted(
       if (!existsSync(join(dir, 'smash-cache.json'))) throw e;
     }
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    dropTemp(tmp);
   }
   return { dir, key, converted: true };
 }

@@ -16,10 +16,12 @@ import { Session, type SessionOptions } from '../runtime/session.js';
 import { parseConfigJson } from '../schedulers/index.js';
 import { loadTokenizer } from '../tokenizers/index.js';
 import { ensureConverted } from './cache.js';
+import { readGenerationDefaults } from './defaults.js';
 import { SessionDenoiser } from './denoiser.js';
 import { checkLatentChannels, componentOf, type PipelineComponent, type PipelineDescription } from './description.js';
 import { makeScheduler, type SchedulerSpec, type TextEncoderComponent, type VaeDecoderComponent } from './pipeline.js';
 import { PIPELINE_DESCRIPTIONS, type Pipeline } from './registry.js';
+import { onlyVariant } from './variant.js';
 
 export type { Pipeline } from './registry.js';
 
@@ -187,10 +189,13 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   const onWarning = opts.onWarning ?? ((m: string) => process.emitWarning(m));
   let onnxDir = plan.root;
   let cacheKey: string | undefined;
+  let converted: boolean | undefined;
   if (plan.layout === 'diffusers') {
-    const c = ensureConverted(plan.root, { cacheDir: opts.cacheDir, dtype: opts.dtype, variant: opts.variant, onProgress: opts.onConvertProgress, onWarning });
+    const variant = opts.variant ?? pickVariant(plan, onWarning);
+    const c = ensureConverted(plan.root, { cacheDir: opts.cacheDir, dtype: opts.dtype, variant, onProgress: opts.onConvertProgress, onWarning });
     onnxDir = c.dir;
     cacheKey = c.key;
+    converted = c.converted;
   }
   const so: SessionOptions = { ...opts.session, provider: opts.provider, threads: opts.threads, onWarning };
   const sessions: Session[] = [];
@@ -216,11 +221,14 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
     };
     const textEncoders = new Map<string, TextEncoderComponent>();
     for (const e of plan.encoders) {
-      const tokenizer = loadTokenizer(join(onnxDir, e.tokenizerName), { onWarning });
+      // from the user's folder (the cache holds a copy): errors name the file the user can fix
+      const tokenizer = loadTokenizer(join(plan.root, e.tokenizerName), { onWarning });
       textEncoders.set(e.name, { name: e.name, session: await open(e.spec), tokenizer, config: e.config });
     }
-    const source = { dir: plan.root, onnxDir, cacheKey };
-    return desc.create(source, plan.scheduler, { denoiser, denoiserConfig: plan.denoiserConfig, vae, textEncoders }, sessions, onWarning);
+    const source = { dir: plan.root, onnxDir, cacheKey, converted };
+    const pipe = desc.create(source, plan.scheduler, { denoiser, denoiserConfig: plan.denoiserConfig, vae, textEncoders }, sessions, onWarning);
+    pipe.generationDefaults = readGenerationDefaults(plan.root);
+    return pipe;
   } catch (e) {
     for (const s of sessions) await s.release().catch(() => undefined);
     throw e;
@@ -237,4 +245,12 @@ function checkGraphIO(s: Session, c: PipelineComponent, file: string): void {
   if (c.role !== 'denoiser' && !c.outputs.some((o) => s.outputNames.includes(o))) {
     throw new ModelFormatError('COMPONENT_IO', `the ${c.name} graph gives none of ${c.outputs.map((o) => `'${o}'`).join(', ')} (it gives ${s.outputNames.join(', ')})`, { file });
   }
+}
+
+/** The only checkpoint variant of every model component (e.g. fp16), when there is no plain one; said as a warning. */
+function pickVariant(plan: Plan, onWarning: (m: string) => void): string | undefined {
+  const names = [componentOf(plan.description, 'denoiser').name, 'vae', ...plan.encoders.map((e) => e.name)];
+  const v = onlyVariant(names.map((n) => join(plan.root, n)));
+  if (v) onWarning(`using the '${v}' weights (the only ones in ${names.join(', ')}); pass a variant to choose`);
+  return v;
 }

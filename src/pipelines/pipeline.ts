@@ -11,6 +11,9 @@ import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler,
 import { Generator } from '../tensors/random.js';
 import { toInt64, type Tokenizer } from '../tokenizers/index.js';
 import type { CfgMode, DenoiseContext, Denoiser, GenerationSignature } from './denoiser.js';
+import { withDefaults, type GenerationDefaults } from './defaults.js';
+import { checkFinite, checkFiniteInput } from './finite.js';
+import { checkSide } from './limits.js';
 import { denormalize, type FloatTensor } from './image.js';
 
 export {
@@ -127,6 +130,7 @@ export function checkSize(key: 'width' | 'height', v: unknown, multiple: number,
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < multiple || v % multiple !== 0) {
     throw badOption(key, `must be a positive multiple of ${multiple} (${why}), got ${JSON.stringify(v)}`, 'BAD_SIZE');
   }
+  checkSide(key, v);
   return v;
 }
 
@@ -151,6 +155,7 @@ export function checkTensor(key: string, t: unknown, expect: readonly (number | 
     const want = `[${expect.map((e) => e ?? '*').join(', ')}]`;
     throw badOption(key, `expected shape ${want} (${what}), got [${x.dims.join(', ')}]${x.data.length !== n ? ` with ${x.data.length} values` : ''}`, 'BAD_SHAPE');
   }
+  checkFiniteInput(key, x.data);
   return x;
 }
 
@@ -257,6 +262,7 @@ export function filled(n: number, v: number): Float32Array {
 
 export function asF32(t: HostTensor, what: string): Float32Array {
   if (!(t.data instanceof Float32Array)) throw new ModelFormatError('OUTPUT_DTYPE', `${what} returned ${t.dtype}, expected float32`);
+  checkFinite(`the ${what}`, t.data);
   return t.data;
 }
 
@@ -284,6 +290,8 @@ export interface PipelineSource {
   onnxDir: string;
   /** the cache key, for a converted diffusers folder */
   cacheKey?: string;
+  /** for a diffusers folder: true when this load converted it, false when the cache had it */
+  converted?: boolean;
 }
 
 /** The resolved options of one generate() call: what the loop and the reported settings read. */
@@ -349,6 +357,8 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
   readonly latentChannels: number;
   /** Text-encoder and VAE ONNX runs so far (the denoiser counts its own). */
   encoderRuns = 0;
+  /** The folder's generation defaults (smash.json), under the caller's options. */
+  generationDefaults: GenerationDefaults = {};
   private tail: Promise<unknown> = Promise.resolve();
 
   /** `layout`: the latent patch size (Flux packs 2×2) and the default size in latents (diffusers' default_sample_size). */
@@ -381,7 +391,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
     let plan: P;
     try {
       checkAbort(opts.signal);
-      plan = this.plan(opts);
+      plan = this.plan(withDefaults(opts, this.generationDefaults));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -414,6 +424,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
       const step: StepContext = { stepIndex: i, numSteps: T, timestep, sigma: scheduler.sigmas?.[i], signature };
       const out = await run.predict(scheduler.scaleModelInput(latents, i), step);
       latents = scheduler.step(out, i, latents, { generator });
+      checkFinite(`denoising step ${i + 1} of ${T} (guidance and the scheduler step)`, latents);
       const ms = performance.now() - ts;
       stepsMs.push(ms);
       if (o.onStep) await o.onStep({ stepIndex: i, numSteps: T, timestep, latents: { dims: run.dims, data: latents }, ms });

@@ -3,13 +3,17 @@
  * safetensors, sharded above a size as Hugging Face does) or a whole pipeline folder.
  */
 import { ModelConfig } from '../models/config.js';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, ModelFormatError } from '../errors.js';
+import { checkOutputFolder, markOutputFolder } from '../fs/output.js';
+import { checkFreeSpace } from '../fs/space.js';
+import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
 import { architectureFor, supportedArchitectures } from '../models/registry.js';
 import '../models/architectures.js';
 import { writeSafetensors } from '../tensors/safetensors.js';
+import { configText } from './config-json.js';
 import { RANDOM_DTYPES, type RandomDType } from './init.js';
 import { summarize, traceBuilder, type Layout, type LayoutEntry } from './layout.js';
 import { clipTokenizerFiles, getPipeline, type PipelineName, type TokenizerKind } from './pipelines.js';
@@ -204,7 +208,7 @@ export function writeComponentFiles(dir: string, spec: ComponentSpec, opts: Rand
   mkdirSync(dir, { recursive: true });
   // transformers configs record the dtype of the saved weights
   const config = library === 'transformers' && 'torch_dtype' in spec.config ? { ...spec.config, torch_dtype: dtype } : spec.config;
-  writeJson(join(dir, 'config.json'), config);
+  writeFileSync(join(dir, 'config.json'), configText(config, spec.className));
   const maxBytes = opts.shardSize ?? (library === 'transformers' ? 5e9 : 10e9);
   const shards = planShards(entries, maxBytes);
   const stem = weightsStem(library);
@@ -239,28 +243,26 @@ export function writeComponentFiles(dir: string, spec: ComponentSpec, opts: Rand
   return { folder: dir, className: spec.className, files, layout };
 }
 
-/** Fails unless `out` is absent or empty, or `force`. */
-function checkOut(out: string, force?: boolean): void {
-  if (existsSync(out)) {
-    if (!statSync(out).isDirectory()) throw new ConfigError('OUT_EXISTS', `--out ${out} exists and is not a folder`, 'out');
-    if (readdirSync(out).length && !force) throw new ConfigError('OUT_EXISTS', `output folder ${out} exists and is not empty (use --force to replace it)`, 'out');
-  }
-}
-
-/** Runs `write` into a temporary sibling of `out`, then renames it into place (replacing `out`). */
-function atomicFolder<T>(out: string, force: boolean | undefined, write: (tmp: string) => T): T {
-  checkOut(out, force);
+/**
+ * Runs `write` into a temporary sibling of `out`, then renames it into place (replacing an
+ * earlier output of ours with `force`). `bytes` is checked against the free space first.
+ */
+function atomicFolder<T>(out: string, force: boolean | undefined, bytes: number, write: (tmp: string) => T): T {
+  checkOutputFolder(out, { force });
   const target = resolve(out);
   mkdirSync(dirname(target), { recursive: true });
-  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp);
+  sweepTemps(dirname(target));
+  checkFreeSpace(target, bytes, `create-random into ${out}`);
+  const tmp = makeTempSibling(target);
   try {
     const r = write(tmp);
+    markOutputFolder(tmp, 'create-random');
     if (existsSync(target)) rmSync(target, { recursive: true, force: true });
     renameSync(tmp, target);
+    dropTemp(tmp, false);
     return r;
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
+    dropTemp(tmp);
     throw e;
   }
 }
@@ -268,7 +270,7 @@ function atomicFolder<T>(out: string, force: boolean | undefined, write: (tmp: s
 /** Writes one random component folder at `out` (atomically). */
 export function createRandomComponent(out: string, spec: ComponentSpec, opts: RandomWriteOptions = {}): WrittenComponent {
   checkWriteOptions(opts);
-  const r = atomicFolder(out, opts.force, (tmp) => writeComponentFiles(tmp, spec, opts, basename(resolve(out))));
+  const r = atomicFolder(out, opts.force, componentLayout(spec, opts.dtype).bytes, (tmp) => writeComponentFiles(tmp, spec, opts, basename(resolve(out))));
   return { ...r, folder: resolve(out) };
 }
 
@@ -334,7 +336,8 @@ export function createRandomPipeline(out: string, name: PipelineName | string, o
   const def = getPipeline(name);
   const specs = pipelineSpecs(name, { widthMult: opts.widthMult, depth: opts.depth });
   tokenizerAssets();
-  return atomicFolder(out, opts.force, (tmp) => {
+  const bytes = specs.reduce((a, { spec }) => a + componentLayout(spec, opts.dtype).bytes, 0);
+  return atomicFolder(out, opts.force, bytes, (tmp) => {
     const components: WrittenComponent[] = [];
     const folders: string[] = [];
     for (const { folder, spec } of specs) {
@@ -346,7 +349,7 @@ export function createRandomPipeline(out: string, name: PipelineName | string, o
       folders.push(t.folder);
     }
     mkdirSync(join(tmp, 'scheduler'));
-    writeJson(join(tmp, 'scheduler', 'scheduler_config.json'), def.scheduler);
+    writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), configText(def.scheduler as Record<string, unknown>));
     folders.push('scheduler');
     writeJson(join(tmp, 'model_index.json'), def.modelIndex);
     return { folder: resolve(out), components, folders };

@@ -15,8 +15,8 @@ export function isProvider(s: string): s is ProviderName {
 
 /**
  * Whether a provider can be tried here, and if not why: CUDA needs onnxruntime's CUDA provider
- * library beside the binding (onnxruntime-node's install script fetches it; our .npmrc skips
- * that), DirectML exists on Windows only. Checking first avoids onnxruntime's native error log.
+ * library beside the binding (onnxruntime-node's install script fetches it; package.json's
+ * allowScripts denies that script), DirectML exists on Windows only. Checking first avoids onnxruntime's native error log.
  */
 export function providerUnavailable(name: ProviderName, bindingDir: string): string | undefined {
   if (name === 'dml' && process.platform !== 'win32') return 'DirectML runs on Windows only';

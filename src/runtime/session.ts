@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { checkRegularFile } from '../fs/files.js';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -93,6 +94,7 @@ export class Session {
 
   static async create(source: Model | string, opts: SessionOptions = {}): Promise<Session> {
     const provider = opts.provider ?? 'cpu';
+    if (typeof source === 'string') checkRegularFile(source, 'ONNX model'); // FILE_MISSING, not onnxruntime's message
     if (!isProvider(provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
     let tmp: string | undefined;
     let src: string | Uint8Array;

@@ -52,6 +52,7 @@ export async function smash(pipe: Pipeline, config: SmashConfig | Record<string,
       return m;
     },
   });
+  smashed.generationDefaults = pipe.generationDefaults;
   return attach(smashed, cfg, (dir) => writeBundle(pipe.source.onnxDir, graphs, cfg, provider, dir));
 }
 

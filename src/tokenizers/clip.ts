@@ -20,6 +20,14 @@ const EOS = '<|endoftext|>';
 /** The original CLIP (and transformers' slow CLIPTokenizer) read only this many merges. */
 const MAX_MERGES = 49152 - 256 - 2;
 const CACHE_LIMIT = 20_000;
+/**
+ * BPE costs O(n²) in a word's length, so a pre-token is cut to this many symbols: far more than
+ * the 75 tokens CLIP keeps (tokens average 3-5 symbols), so ids within the model's length are
+ * unchanged, and a 100k-character word costs milliseconds.
+ */
+const MAX_WORD = 2048;
+/** Tokens counted beyond the model's length (for the truncation warning) before tokenizing stops. */
+const COUNT_BEYOND = 4096;
 
 /**
  * Unicode White_Space, what `\s` means in the `regex` module and Rust's regex (which CLIP's
@@ -152,9 +160,11 @@ export class ClipTokenizer implements Tokenizer {
     );
   }
 
-  tokenize(text: string): number[] {
+  /** Token ids of `text` without bos/eos; stops once `limit` ids are found. */
+  tokenize(text: string, limit = Infinity): number[] {
     const ids: number[] = [];
     for (const m of cleanClipText(text).matchAll(PAT)) {
+      if (ids.length >= limit) break;
       const word = m[0];
       // The two special tokens are kept whole, as the reference's BPE cache does.
       if (word === BOS || word === EOS) {
@@ -162,7 +172,10 @@ export class ClipTokenizer implements Tokenizer {
         continue;
       }
       let encoded = '';
-      for (const b of UTF8.encode(word)) encoded += BYTE_ENCODER[b];
+      for (const b of UTF8.encode(word.length > MAX_WORD ? word.slice(0, MAX_WORD) : word)) {
+        if (encoded.length >= MAX_WORD) break;
+        encoded += BYTE_ENCODER[b];
+      }
       for (const piece of this.bpe(encoded)) ids.push(this.encoder.get(piece) ?? this.unkTokenId);
     }
     return ids;
@@ -170,9 +183,10 @@ export class ClipTokenizer implements Tokenizer {
 
   encode(text: string, opts: EncodeOptions = {}): Encoding {
     const maxLength = resolveMaxLength(opts, this.modelMaxLength, 2);
-    let content = this.tokenize(text);
+    const truncate = opts.truncation ?? true;
+    let content = this.tokenize(text, truncate ? maxLength + COUNT_BEYOND : Infinity);
     let dropped: number[] = [];
-    if ((opts.truncation ?? true) && content.length + 2 > maxLength) {
+    if (truncate && content.length + 2 > maxLength) {
       dropped = content.slice(maxLength - 2);
       content = content.slice(0, maxLength - 2);
     }
@@ -181,7 +195,7 @@ export class ClipTokenizer implements Tokenizer {
       const warn = opts.onWarning ?? this.onWarning;
       warn?.(truncationWarning('CLIP tokenizer', maxLength, dropped.length, truncatedText));
     }
-    const ids = [this.bosTokenId, ...content, this.eosTokenId];
+    const ids = [this.bosTokenId].concat(content, [this.eosTokenId]);
     return finishEncoding(ids, maxLength, opts.padding ?? true, this.padTokenId, dropped.length, truncatedText);
   }
 
@@ -205,7 +219,7 @@ export class ClipTokenizer implements Tokenizer {
   private bpe(token: string): string[] {
     const hit = this.cache.get(token);
     if (hit) return hit;
-    const word = Array.from(token);
+    let word = Array.from(token);
     word[word.length - 1] += '</w>';
     while (word.length > 1) {
       let best = Infinity;
@@ -231,7 +245,7 @@ export class ClipTokenizer implements Tokenizer {
           i += 1;
         }
       }
-      word.splice(0, word.length, ...merged);
+      word = merged;
     }
     if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
     this.cache.set(token, word);

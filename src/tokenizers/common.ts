@@ -120,6 +120,11 @@ export function finishEncoding(
   return { ids, attentionMask, truncatedTokens, truncatedText };
 }
 
+/** Characters of dropped prompt text a truncation warning shows. */
+export const TRUNCATION_SHOWN = 120;
+
 export function truncationWarning(name: string, maxLength: number, dropped: number, text: string): string {
-  return `${name}: the prompt was truncated to ${maxLength} tokens; ${dropped} token${dropped === 1 ? '' : 's'} dropped: "${text}"`;
+  // the dropped text is shown cut: a long prompt would otherwise print as one huge line
+  const shown = text.length > TRUNCATION_SHOWN ? `${text.slice(0, TRUNCATION_SHOWN)}…" (${text.length} characters)` : `${text}"`;
+  return `${name}: the prompt was truncated to ${maxLength} tokens; ${dropped} token${dropped === 1 ? '' : 's'} dropped: "${shown}`;
 }

@@ -21,8 +21,8 @@ before(async () => {
 });
 
 test('smash convert writes Optimum\'s layout for both pipelines, and inspect reads it', async () => {
-  assert.deepEqual(readdirSync(sdOut).sort(), ['model_index.json', 'scheduler', 'text_encoder', 'tokenizer', 'unet', 'vae_decoder', 'vae_encoder']);
-  assert.deepEqual(readdirSync(fluxOut).sort(), ['model_index.json', 'scheduler', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'transformer', 'vae_decoder', 'vae_encoder']);
+  assert.deepEqual(readdirSync(sdOut).sort(), ['.smash-output.json', 'model_index.json', 'scheduler', 'text_encoder', 'tokenizer', 'unet', 'vae_decoder', 'vae_encoder']);
+  assert.deepEqual(readdirSync(fluxOut).sort(), ['.smash-output.json', 'model_index.json', 'scheduler', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'transformer', 'vae_decoder', 'vae_encoder']);
   for (const dir of [sdOut, fluxOut]) {
     const r = await runCli(['inspect', dir, '--json']);
     assert.equal(r.code, 0, r.stderr);
@@ -107,7 +107,7 @@ test('a single component converts into the output folder itself; a VAE into vae_
   assert.ok(existsSync(join(out, 'model.onnx')) && existsSync(join(out, 'config.json')));
   const vae = join(work, 'vae-only');
   assert.equal((await runCli(['convert', fixture('models/sd-vae-tiny'), '--out', vae])).code, 0);
-  assert.deepEqual(readdirSync(vae).sort(), ['vae_decoder', 'vae_encoder']);
+  assert.deepEqual(readdirSync(vae).sort(), ['.smash-output.json', 'vae_decoder', 'vae_encoder']);
 });
 
 test('--dtype fp16 keeps half-precision weights and float32 inputs/outputs', async () => {
@@ -156,7 +156,7 @@ test('convert never writes into the source and never replaces an output without 
   const src = mkdtempSync(join(tmpdir(), 'conv-src-'));
   cpSync(fixture('models/clip-text-tiny'), src, { recursive: true });
   await expectError(['convert', src, '--out', join(src, 'onnx')], 'OUT_INSIDE_SOURCE', /inside the source/);
-  await expectError(['convert', src, '--out', src], 'OUT_INSIDE_SOURCE', /inside the source/);
+  await expectError(['convert', src, '--out', src], 'OUT_CONTAINS_SOURCE', /is or contains the source/);
   assert.deepEqual(readdirSync(src).sort(), ['config.json', 'model.safetensors', 'reference.safetensors']);
   const out = join(work, 'exists');
   assert.equal((await runCli(['convert', src, '--out', out])).code, 0);

@@ -52,7 +52,7 @@ test('sd15 at --width-mult 0.125 --depth 1: writes, re-loads, converts and runs'
   const dir = join(tmp(), 'unet');
   const spec = resolveComponent({ className: 'UNet2DConditionModel', config: 'sd15', widthMult: 0.125, depth: 1 });
   const w = createRandomComponent(dir, spec, { seed: 7 });
-  assert.deepEqual(readdirSync(dir).sort(), ['config.json', 'diffusion_pytorch_model.safetensors']);
+  assert.deepEqual(readdirSync(dir).sort(), ['.smash-output.json', 'config.json', 'diffusion_pytorch_model.safetensors']);
   const ck = Checkpoint.open(dir);
   assert.equal(ck.names.length, w.layout.entries.length);
   for (const e of w.layout.entries) assert.deepEqual(ck.entry(e.name)?.shape, e.shape);
@@ -89,7 +89,7 @@ test('sharding: a small --shard-size gives an index + HF-named shards that load 
   const many = join(tmp(), 'many');
   const a = createRandomComponent(one, spec, { seed: 3 });
   const b = createRandomComponent(many, spec, { seed: 3, shardSize: parseSize('1MB') });
-  assert.deepEqual(readdirSync(one).sort(), ['config.json', 'model.safetensors']);
+  assert.deepEqual(readdirSync(one).sort(), ['.smash-output.json', 'config.json', 'model.safetensors']);
   const files = readdirSync(many).sort();
   const shards = files.filter((f) => f.endsWith('.safetensors'));
   assert.ok(shards.length > 1, files.join(' '));
@@ -153,9 +153,13 @@ test('errors: unknown preset/class, class mismatch, bad numbers, non-empty --out
   mkdirSync(out);
   writeFileSync(join(out, 'keep.txt'), 'x');
   assert.throws(() => createRandomComponent(out, spec), (e: unknown) => e instanceof ConfigError && e.key === 'out');
+  // --force replaces an earlier output of ours, never a folder with other files in it
+  assert.throws(() => createRandomComponent(out, spec, { force: true }), (e: unknown) => e instanceof ConfigError && e.code === 'OUT_NOT_OURS' && /keep\.txt/.test(e.message));
   assert.ok(existsSync(join(out, 'keep.txt')));
-  createRandomComponent(out, spec, { force: true });
-  assert.deepEqual(readdirSync(out).sort(), ['config.json', 'diffusion_pytorch_model.safetensors']);
+  rmSync(join(out, 'keep.txt'));
+  createRandomComponent(out, spec);
+  createRandomComponent(out, spec, { force: true, seed: 1 });
+  assert.deepEqual(readdirSync(out).sort(), ['.smash-output.json', 'config.json', 'diffusion_pytorch_model.safetensors']);
   assert.deepEqual(readdirSync(cfgDir).filter((f) => f.startsWith('.')), [], 'no temporary folder left');
 });
 
@@ -163,7 +167,7 @@ test('--pipeline flux-dev (scaled): every component builds, tokenizers load, con
   const root = tmp();
   const dir = join(root, 'flux');
   const r = createRandomPipeline(dir, 'flux-dev', { widthMult: 0.125, depth: 1, dtype: 'bfloat16' });
-  assert.deepEqual(readdirSync(dir).sort(), ['model_index.json', 'scheduler', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'transformer', 'vae']);
+  assert.deepEqual(readdirSync(dir).sort(), ['.smash-output.json', 'model_index.json', 'scheduler', 'text_encoder', 'text_encoder_2', 'tokenizer', 'tokenizer_2', 'transformer', 'vae']);
   assert.equal(r.components.length, 4);
   const index = JSON.parse(readFileSync(join(dir, 'model_index.json'), 'utf8'));
   assert.equal(index._class_name, 'FluxPipeline');
@@ -213,7 +217,7 @@ test('--pipeline sd15 / sdxl / sd3 / flux-schnell (tiny): folders and configs as
   ] as const) {
     const dir = join(root, name);
     createRandomPipeline(dir, name, { widthMult: 0.05, depth: 1 });
-    assert.deepEqual(readdirSync(dir).sort(), [...want], name);
+    assert.deepEqual(readdirSync(dir).sort(), ['.smash-output.json', ...want], name);
     for (const f of want) if (!f.includes('.') && f !== 'scheduler' && !f.startsWith('tokenizer')) assert.ok(Object.keys(buildComponent(join(dir, f))).length, `${name}/${f}`);
     for (const f of want) if (f.startsWith('tokenizer')) loadTokenizer(join(dir, f));
   }

@@ -160,3 +160,23 @@ test('CLIP: text cleanup, special tokens in text, unicode', () => {
   const s = 'ünïcödé 🦊 test!!';
   assert.equal(clip.decode(clip.encode(s).ids, { skipSpecialTokens: true }), 'ünïcödé 🦊 test !!');
 });
+
+test('CLIP: a 130k-character word tokenizes in well under a second, without recursion or huge spreads (issue 9, case 6)', () => {
+  const tok = ClipTokenizer.fromFolder(CLIP_DIR);
+  let x = 1;
+  const letters = Array.from({ length: 130_000 }, () => String.fromCharCode(97 + ((x = (x * 48271) % 2147483647) % 26))).join('');
+  const t0 = performance.now();
+  const enc = tok.encode(letters, { onWarning: () => undefined });
+  const ms = performance.now() - t0;
+  assert.ok(ms < 1500, `${ms.toFixed(0)} ms`);
+  assert.equal(enc.ids.length, 77);
+  assert.ok(enc.truncatedTokens > 0);
+  // the kept tokens do not depend on where a long word is cut
+  assert.deepEqual(tok.tokenize(letters).slice(0, 75), tok.tokenize(letters.slice(0, 700)).slice(0, 75));
+  // a long prompt of many words stops counting early, and the warning stays short
+  const warnings: string[] = [];
+  tok.encode('cat '.repeat(100_000), { onWarning: (m) => warnings.push(m) });
+  assert.equal(warnings.length, 1);
+  assert.ok(warnings[0]!.length < 400, `${warnings[0]!.length} characters`);
+  assert.match(warnings[0]!, /…" \(\d+ characters\)$/);
+});

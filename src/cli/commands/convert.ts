@@ -5,6 +5,7 @@ import { graphTransform } from '../../smash/apply.js';
 import { SmashConfig } from '../../smash/config.js';
 import { folderTarget } from '../../smash/target.js';
 import { progressBars } from '../progress.js';
+import { warner } from '../warnings.js';
 
 export function registerConvert(p: Command) {
   p.command('convert')
@@ -30,7 +31,7 @@ export function registerConvert(p: Command) {
         const r = convert(src, o.out, {
           dtype, variant: o.variant, force: o.force, transform,
           onProgress: (c, d, t) => bars.update(c, d, t, 'tensors'),
-          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+          onWarning: warner(),
         });
         bars.stop();
         process.stdout.write(`converted ${r.components.join(', ')} into ${o.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -32,6 +32,12 @@ function parseDepth(s: string | undefined): number | undefined {
   return v;
 }
 
+/** Values stored (what `inspect` counts), and the trainable parameters when buffers (SD3's pos_embed) differ. */
+function counted(l: { values: number; parameters: number }): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return l.values === l.parameters ? `${n(l.values)} parameters` : `${n(l.values)} values stored (${n(l.parameters)} trainable parameters + buffers)`;
+}
+
 function gb(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
@@ -68,7 +74,7 @@ export function registerCreateRandom(p: Command) {
         if (o.pipeline !== undefined) {
           const r = createRandomPipeline(o.out, o.pipeline, { ...common, widthMult, depth });
           bars.stop();
-          const lines = r.components.map((c) => `  ${c.folder.slice(r.folder.length + 1).padEnd(16)} ${c.className.padEnd(28)} ${c.layout.parameters.toLocaleString('en-US').padStart(15)} parameters  ${gb(c.layout.bytes)}`);
+          const lines = r.components.map((c) => `  ${c.folder.slice(r.folder.length + 1).padEnd(16)} ${c.className.padEnd(28)} ${counted(c.layout)}  ${gb(c.layout.bytes)}`);
           process.stdout.write(`wrote pipeline ${o.pipeline} into ${o.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n${lines.join('\n')}\n`);
         } else {
           const spec = resolveComponent({ className: o.class, config: o.config!, widthMult, depth });
@@ -76,7 +82,7 @@ export function registerCreateRandom(p: Command) {
           bars.stop();
           process.stdout.write(
             `wrote ${spec.className} (${spec.label}) into ${o.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s: ` +
-              `${r.layout.parameters.toLocaleString('en-US')} parameters, ${r.layout.entries.length} tensors, ${gb(r.layout.bytes)}, ${r.files.filter((f) => f.endsWith('.safetensors')).length} file(s)\n`,
+              `${counted(r.layout)}, ${r.layout.entries.length} tensors, ${gb(r.layout.bytes)}, ${r.files.filter((f) => f.endsWith('.safetensors')).length} file(s)\n`,
           );
         }
       } finally {

@@ -7,16 +7,22 @@ import { atomicWrite } from '../../tensors/atomic.js';
 import { packageVersion } from '../../pipelines/cache.js';
 import { readLatentsFile, readPromptEmbedsFile, writeTensorsFile } from '../../pipelines/embeddings-io.js';
 import { writePng } from '../../pipelines/image.js';
+import { readGenerationDefaults } from '../../pipelines/defaults.js';
+import { checkGenerationMemory, checkSide } from '../../pipelines/limits.js';
 import { inspectPipelineFolder } from '../../pipelines/loader.js';
 import { SmashConfig } from '../../smash/config.js';
 import { loadPipeline, smash } from '../../smash/smash.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
+import { gatherPrompts } from '../prompts.js';
 import { progressBars } from '../progress.js';
+import { warner } from '../warnings.js';
 
 interface GenerateCliOptions {
   model: string;
   prompt?: string[];
+  promptFile?: string[];
   negativePrompt?: string[];
+  negativePromptFile?: string[];
   steps?: string;
   guidance?: string;
   width?: string;
@@ -33,6 +39,7 @@ interface GenerateCliOptions {
   config?: string;
   provider: string;
   threads?: string;
+  variant?: string;
 }
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
@@ -73,7 +80,9 @@ export function registerGenerate(p: Command) {
     .description('generate images from a prompt with a diffusers pipeline folder or its ONNX conversion')
     .requiredOption('--model <dir>', 'pipeline folder (diffusers, converted on first use and cached; or ONNX in Optimum\'s layout)')
     .option('--prompt <text>', 'the prompt (repeat for a batch)', collect)
+    .option('--prompt-file <file>', 'read a prompt from a file (UTF-8, one prompt per file; repeat for a batch): for long prompts', collect)
     .option('--negative-prompt <text>', 'negative prompt, Stable Diffusion only (repeat to match --prompt)', collect)
+    .option('--negative-prompt-file <file>', 'read a negative prompt from a file', collect)
     .option('--steps <n>', 'denoising steps (default: 50 SD, 28 Flux)')
     .option('--guidance <scale>', 'guidance scale (SD: classifier-free, on above 1; Flux dev: guidance embedding)')
     .option('--width <px>', 'image width')
@@ -81,7 +90,7 @@ export function registerGenerate(p: Command) {
     .option('--seed <n>', 'seed of the initial noise (random when omitted; printed)')
     .option('--num-images <n>', 'images per prompt', '1')
     .option('--scheduler <name|file>', 'scheduler class (over the pipeline\'s config) or a scheduler_config.json')
-    .option('--max-sequence-length <n>', 'Flux: T5 tokens (default 512)')
+    .option('--max-sequence-length <n>', 'Flux: T5 tokens (default 512, or the folder\'s smash.json)')
     .requiredOption('--out <path>', 'file.png, file.safetensors (output.image, output.latents) or a folder (image-0.png, ...)')
     .option('--latents <file>', 'safetensors with the initial noise (key latents, input.latents or trace.latents; unpacked NCHW)')
     .option('--prompt-embeds <file>', 'safetensors with prompt_embeds (+ negative_prompt_embeds, pooled_prompt_embeds), bare or input./trace. prefixed')
@@ -89,6 +98,7 @@ export function registerGenerate(p: Command) {
     .option('--force', 'overwrite existing output files')
     .option('--provider <name>', `execution provider: ${PROVIDERS.join(', ')}`, 'cpu')
     .option('--threads <n>', 'intra-op threads (default: onnxruntime\'s)')
+    .option('--variant <name>', 'checkpoint variant of a diffusers folder, e.g. fp16 for *.fp16.safetensors (default: the only one present, else none)')
     .option('--config <smash.json>', 'smash the pipeline in memory with this SmashConfig before generating')
     .action(async (o: GenerateCliOptions) => {
       await runGenerate(o);
@@ -108,8 +118,10 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
     scheduler: o.scheduler,
   };
   const threads = int('threads', 'threads', o.threads);
-  if (o.prompt) gen.prompt = o.prompt.length === 1 ? o.prompt[0] : o.prompt;
-  if (o.negativePrompt) gen.negativePrompt = o.negativePrompt.length === 1 ? o.negativePrompt[0] : o.negativePrompt;
+  const prompts = gatherPrompts('prompt', 'prompt', o.prompt, o.promptFile);
+  const negatives = gatherPrompts('negative-prompt', 'negativePrompt', o.negativePrompt, o.negativePromptFile);
+  if (prompts) gen.prompt = prompts.length === 1 ? prompts[0] : prompts;
+  if (negatives) gen.negativePrompt = negatives.length === 1 ? negatives[0] : negatives;
   if (o.latents) gen.latents = readLatentsFile(o.latents);
   if (o.promptEmbeds) {
     const e = readPromptEmbedsFile(o.promptEmbeds);
@@ -117,9 +129,10 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
     if (e.negativePromptEmbeds) gen.negativePromptEmbeds = e.negativePromptEmbeds;
     if (e.pooledPromptEmbeds) gen.pooledPromptEmbeds = e.pooledPromptEmbeds;
   }
-  if (!gen.prompt && !gen.promptEmbeds) throw new ConfigError('MISSING_OPTION', 'give --prompt or --prompt-embeds', 'prompt');
+  // an empty prompt is legitimate (unconditional generation)
+  if (gen.prompt === undefined && !gen.promptEmbeds) throw new ConfigError('MISSING_OPTION', 'give --prompt, --prompt-file or --prompt-embeds', 'prompt');
   // the checks that need no model run here, so they fail before a (slow) load
-  if (gen.prompt && gen.promptEmbeds) throw new ConfigError('BAD_OPTION', 'give either --prompt or --prompt-embeds, not both', 'prompt');
+  if (gen.prompt !== undefined && gen.promptEmbeds) throw new ConfigError('BAD_OPTION', 'give either --prompt or --prompt-embeds, not both', 'prompt');
   if (gen.steps !== undefined && gen.steps < 1) throw new ConfigError('BAD_OPTION', `--steps must be at least 1, got ${gen.steps}`, 'steps');
   if (gen.guidanceScale !== undefined && gen.guidanceScale < 0) throw new ConfigError('BAD_OPTION', `--guidance must be >= 0, got ${gen.guidanceScale}`, 'guidanceScale');
   if (gen.numImagesPerPrompt !== undefined && gen.numImagesPerPrompt < 1) throw new ConfigError('BAD_OPTION', `--num-images must be at least 1, got ${gen.numImagesPerPrompt}`, 'numImagesPerPrompt');
@@ -144,19 +157,31 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
       throw new ConfigError('BAD_SIZE', `--${k} ${v} must be a positive multiple of ${multiple} (the VAE factor of this ${folder.index.className})`, k);
     }
   }
+  // sizes and memory are checked from the configs too, before any allocation
+  const sample = folder.index.className === 'FluxPipeline' ? 64 : Number(folder.denoiserConfig.sample_size ?? 64);
+  const defaults = readGenerationDefaults(folder.root);
+  const side = (k: 'width' | 'height') => gen[k] ?? defaults[k] ?? sample * multiple;
+  for (const k of ['width', 'height'] as const) checkSide(k, side(k), gen[k] === undefined ? `the default: the denoiser's sample_size ${sample} × ${multiple}` : '');
+  checkGenerationMemory(count, side('width'), side('height'), folder.vaeConfig);
 
   const bars = progressBars();
-  const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+  const warn = warner();
   try {
+    const tLoad = performance.now();
     const loadOpts = { provider: o.provider as ProviderName, threads, onWarning: warn };
-    const loaded = await loadPipeline(o.model, { ...loadOpts, onConvertProgress: (c, d, t) => bars.update(`convert ${c}`, d, t, 'tensors') });
+    const loaded = await loadPipeline(o.model, { ...loadOpts, variant: o.variant, onConvertProgress: (c, d, t) => bars.update(`convert ${c}`, d, t, 'tensors') });
     let pipe = loaded;
     if (smashConfig) {
       pipe = await smash(loaded, smashConfig, loadOpts);
+      pipe.generationDefaults = loaded.generationDefaults;
       await loaded.release();
     }
+    // loading, conversion and smashing: the one-time cost, apart from generation
+    const loadMs = performance.now() - tLoad;
     try {
-      const r = await pipe.generate({ ...gen, onStep: (s) => bars.update('denoise', s.stepIndex + 1, s.numSteps, 'steps') });
+      // PNDM and others call the denoiser more often than the steps asked for: say so
+      const unit = (n: number) => (gen.steps === undefined || n === gen.steps ? 'steps' : `denoiser calls (${gen.steps} steps)`);
+      const r = await pipe.generate({ ...gen, onStep: (s) => bars.update('denoise', s.stepIndex + 1, s.numSteps, unit(s.numSteps)) });
       bars.stop();
       for (const f of outs.files) mkdirSync(dirname(resolve(f)), { recursive: true });
       if (outs.kind === 'safetensors') {
@@ -169,6 +194,8 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
         const report = {
           settings: {
             ...r.settings,
+            // a Flux transformer without a guidance input (schnell) ignores the scale
+            guidanceScale: 'hasGuidance' in pipe && !pipe.hasGuidance ? null : r.settings.guidanceScale,
             model: resolve(o.model),
             modelCacheKey: pipe.source.cacheKey ?? null,
             provider: o.provider,
@@ -178,7 +205,8 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
             smash: 'smashConfig' in pipe ? pipe.smashConfig.toJSON() : null,
           },
           outputs: outs.files.map((f) => resolve(f)),
-          timings: r.timings,
+          timings: { loadMs, ...r.timings },
+          cache: pipe.source.cacheKey ? { key: pipe.source.cacheKey, hit: pipe.source.converted === false, dir: pipe.source.onnxDir } : null,
           peakRssBytes: peak,
         };
         mkdirSync(dirname(resolve(o.report)), { recursive: true });
@@ -188,12 +216,14 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
           while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
         });
       }
-      const steps = r.timings.stepsMs.length;
-      const perStep = steps ? r.timings.denoiseMs / steps / 1000 : 0;
+      const calls = r.timings.stepsMs.length;
+      const steps = r.settings.steps;
+      const perStep = calls ? r.timings.denoiseMs / calls / 1000 : 0;
       const where = outs.files.length === 1 ? outs.files[0] : `${outs.files.length} files (${basename(outs.files[0]!)} …)`;
       process.stdout.write(
         `wrote ${where}: ${count} image${count > 1 ? 's' : ''} ${r.settings.width}×${r.settings.height}, seed ${r.seed}; ` +
-          `${steps} steps at ${perStep.toFixed(3)} s/step, total ${(r.timings.totalMs / 1000).toFixed(2)} s ` +
+          `${steps} steps${calls !== steps ? ` (${calls} denoiser calls)` : ''} at ${perStep.toFixed(3)} s/${calls !== steps ? 'call' : 'step'}, ` +
+          `load ${(loadMs / 1000).toFixed(2)} s${pipe.source.cacheKey ? (pipe.source.converted ? ' (converted)' : ' (cached)') : ''}, total ${(r.timings.totalMs / 1000).toFixed(2)} s ` +
           `(text ${(r.timings.textEncodeMs / 1000).toFixed(2)} s, denoise ${(r.timings.denoiseMs / 1000).toFixed(2)} s, decode ${(r.timings.decodeMs / 1000).toFixed(2)} s); ` +
           `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB\n`,
       );

@@ -66,9 +66,11 @@ export function layerNorm(c: Ctx, name: string, x: Value, dim: number, eps: numb
 export function rmsNorm(c: Ctx, name: string, x: Value, dim: number, eps: number, affine = true): Value {
   const b = c.b;
   return c.scope(name, () => {
-    // opset 17: ReduceMean takes axes as an attribute (an input only from opset 18)
-    const ms = b.op('ReduceMean', [b.mul(x, x)], { axes: [-1], keepdims: 1 });
-    const y = b.div(x, b.op('Sqrt', [b.add(ms, b.constF32(eps))]));
+    // opset 17: ReduceMean takes axes as an attribute (an input only from opset 18). As PyTorch's
+    // exporter emits `x.pow(2).mean(-1)` and `x * rsqrt(v)`: Pow(x, 2), Div(1, Sqrt), Mul (ONNX
+    // Runtime's transformer optimizer matches that pattern, and crashed on Mul(x, x))
+    const ms = b.op('ReduceMean', [b.op('Pow', [x, b.constF32(2)])], { axes: [-1], keepdims: 1 });
+    const y = b.mul(x, b.div(b.constF32(1), b.op('Sqrt', [b.add(ms, b.constF32(eps))])));
     return affine ? b.mul(y, c.param('weight', [dim])) : y;
   });
 }
