@@ -88,6 +88,13 @@ const PICTURES: Record<string, () => void> = {
     const bottom = mean('triangle.png', 16, 32, 0, 32);
     assert.ok(top[1] > bottom[1] + 0.05 && top[1] > top[0] && top[1] > top[2], `a green shape in the top half: top ${top}, bottom ${bottom}`);
   },
+  'triangle-fast.png': () => {
+    // the smashed pipeline draws the same picture
+    const top = mean('triangle-fast.png', 0, 16, 0, 32);
+    const bottom = mean('triangle-fast.png', 16, 32, 0, 32);
+    assert.ok(isColour(mean('triangle-fast.png', 26, 32, 0, 32), 'black'), `bottom is the black background: ${bottom}`);
+    assert.ok(top[1] > bottom[1] + 0.05 && top[1] > top[0] && top[1] > top[2], `a green shape in the top half: top ${top}, bottom ${bottom}`);
+  },
   'square.png': () => {
     assert.ok(isColour(mean('square.png', 14, 18, 14, 18), 'yellow'), `yellow at the center: ${mean('square.png', 14, 18, 14, 18)}`);
     assert.ok(isColour(mean('square.png', 0, 3, 0, 3), 'blue'), `blue background: ${mean('square.png', 0, 3, 0, 3)}`);
