@@ -5,12 +5,15 @@
  * it redoes no optimization.
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import { ConfigError, ModelFormatError } from '../errors.js';
+import { ModelFormatError } from '../errors.js';
+import { checkOutputFolder, markOutputFolder, OUTPUT_MARKER } from '../fs/output.js';
+import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
 import type { Model } from '../ir/graph.js';
-import { saveModel } from '../ir/model-file.js';
+import { loadModel, saveModel } from '../ir/model-file.js';
 import { readJsonObject } from '../json.js';
+import { packageVersion } from '../pipelines/cache.js';
 import { loadPipeline as loadOnnxPipeline, type LoadPipelineOptions, type Pipeline } from '../pipelines/loader.js';
 import { graphTransform } from './apply.js';
 import { SmashConfig } from './config.js';
@@ -20,13 +23,13 @@ export const SMASH_CONFIG_FILE = 'smash_config.json';
 
 const require = createRequire(import.meta.url);
 const VERSIONS = () => ({
-  'smash-diffusion': (require('../../package.json') as { version: string }).version,
+  'smash-diffusion': packageVersion(),
   'onnxruntime-node': (require('onnxruntime-node/package.json') as { version: string }).version,
 });
 
 export interface Smashed {
   readonly smashConfig: SmashConfig;
-  /** Writes the smashed pipeline as a bundle that `loadPipeline` restores; refuses a non-empty folder unless `overwrite`. */
+  /** Writes the smashed pipeline as a bundle that `loadPipeline` restores; `overwrite` replaces only an earlier output of smash. */
   save(dir: string, opts?: { overwrite?: boolean }): Promise<void>;
 }
 
@@ -43,17 +46,20 @@ export async function smash(pipe: Pipeline, config: SmashConfig | Record<string,
   const cfg = config instanceof SmashConfig ? config : new SmashConfig(config);
   const provider = opts.provider ?? 'cpu';
   const transform = graphTransform(cfg, folderTarget(pipe.source.onnxDir, provider));
-  const graphs = new Map<string, Model>();
+  const transformed = new Set<string>();
   const smashed = await loadOnnxPipeline(pipe.source.onnxDir, {
     ...opts,
     transform: (component, model) => {
-      const m = transform(component, model);
-      graphs.set(component, m);
-      return m;
+      transformed.add(component);
+      return transform(component, model);
     },
   });
   smashed.generationDefaults = pipe.generationDefaults;
-  return attach(smashed, cfg, (dir) => writeBundle(pipe.source.onnxDir, graphs, cfg, provider, dir));
+  // save() transforms the source graphs again (the transforms are deterministic) rather than
+  // holding every rewritten graph in memory for the pipeline's lifetime
+  const rewrite = (component: string): Model | undefined =>
+    transformed.has(component) ? transform(component, loadModel(join(pipe.source.onnxDir, component, 'model.onnx'))) : undefined;
+  return attach(smashed, cfg, (dir) => writeBundle(pipe.source.onnxDir, rewrite, cfg, provider, dir));
 }
 
 function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => void): SmashedPipeline {
@@ -61,19 +67,21 @@ function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => voi
   Object.defineProperty(smashed, 'smashConfig', { value: config, enumerable: true });
   Object.defineProperty(smashed, 'save', {
     value: async (dir: string, o: { overwrite?: boolean } = {}) => {
+      // as convert: never into the source, and `overwrite` replaces only an earlier output of ours
+      checkOutputFolder(dir, { sources: [pipe.source.dir, pipe.source.onnxDir], force: o.overwrite, option: 'dir' });
       const target = resolve(dir);
-      if (existsSync(target) && readdirSync(target).length && !o.overwrite) {
-        throw new ConfigError('OUT_EXISTS', `${dir} exists and is not empty (pass { overwrite: true } to replace it)`, 'dir');
-      }
-      // written beside the target and renamed into place: a failure leaves no half bundle
       mkdirSync(dirname(target), { recursive: true });
-      const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
+      sweepTemps(dirname(target));
+      // written beside the target and renamed into place: a failure leaves no half bundle
+      const tmp = makeTempSibling(target);
       try {
         write(tmp);
+        markOutputFolder(tmp, 'smash save');
         if (existsSync(target)) rmSync(target, { recursive: true, force: true });
         renameSync(tmp, target);
+        dropTemp(tmp, false);
       } catch (e) {
-        rmSync(tmp, { recursive: true, force: true });
+        dropTemp(tmp);
         throw e;
       }
     },
@@ -82,12 +90,12 @@ function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => voi
 }
 
 /** The source ONNX folder with the transformed graphs in place of its own, and the config. */
-function writeBundle(sourceDir: string, graphs: ReadonlyMap<string, Model>, config: SmashConfig, provider: string, out: string): void {
+function writeBundle(sourceDir: string, rewrite: (component: string) => Model | undefined, config: SmashConfig, provider: string, out: string): void {
   mkdirSync(out, { recursive: true });
   for (const entry of readdirSync(sourceDir, { withFileTypes: true })) {
-    if (entry.name === SMASH_CONFIG_FILE) continue;
+    if (entry.name === SMASH_CONFIG_FILE || entry.name === OUTPUT_MARKER) continue;
     const from = join(sourceDir, entry.name);
-    const graph = entry.isDirectory() ? graphs.get(entry.name) : undefined;
+    const graph = entry.isDirectory() ? rewrite(entry.name) : undefined;
     if (!graph) {
       cpSync(from, join(out, entry.name), { recursive: true });
       continue;
@@ -115,5 +123,5 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   const config = new SmashConfig(algorithms as Record<string, unknown>);
   const pipe = await loadOnnxPipeline(dir, opts);
   // a bundle saves as itself: its graphs are the transformed ones
-  return attach(pipe, config, (out) => writeBundle(pipe.source.onnxDir, new Map(), config, String(raw.provider ?? 'cpu'), out));
+  return attach(pipe, config, (out) => writeBundle(pipe.source.onnxDir, () => undefined, config, String(raw.provider ?? 'cpu'), out));
 }

@@ -45,7 +45,7 @@ for (const [pipeline, fx, denoiser] of [['flux-tiny', 'e2e_flux_tiny_fox', 'tran
   });
 }
 
-test('saving never overwrites a non-empty folder unless asked; invalid configs fail before any work', async () => {
+test('saving never overwrites a user\'s folder, only an earlier bundle when asked; invalid configs fail before any work', async () => {
   const base = await loadOnnx(fixture('pipelines', 'flux-tiny'), { cacheDir, threads: 1 });
   try {
     await assert.rejects(smash(base, { int8Dynamic: {} }, { provider: 'webgpu' }), (e: unknown) => e instanceof CompatibilityError && e.code === 'UNSUPPORTED' && /DynamicQuantizeMatMul/.test(e.message));
@@ -56,12 +56,15 @@ test('saving never overwrites a non-empty folder unless asked; invalid configs f
     mkdirSync(dir);
     writeFileSync(join(dir, 'keep.txt'), 'mine');
     await assert.rejects(smashed.save(dir), (e: unknown) => e instanceof ConfigError && e.code === 'OUT_EXISTS');
+    await assert.rejects(smashed.save(dir, { overwrite: true }), (e: unknown) => e instanceof ConfigError && e.code === 'OUT_NOT_OURS' && e.message.includes('keep.txt'));
     assert.equal(readFileSync(join(dir, 'keep.txt'), 'utf8'), 'mine');
-    await smashed.save(dir, { overwrite: true });
-    assert.ok(!existsSync(join(dir, 'keep.txt')));
-    assert.ok(existsSync(join(dir, SMASH_CONFIG_FILE)));
+    const bundle = join(tmp.dir, 'bundle');
+    await smashed.save(bundle);
+    await smashed.save(bundle, { overwrite: true });
+    assert.ok(existsSync(join(bundle, SMASH_CONFIG_FILE)));
+    await assert.rejects(smashed.save(join(tmp.dir, 'cache')), (e: unknown) => e instanceof ConfigError && e.code === 'OUT_CONTAINS_SOURCE');
     assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.includes('.tmp-')), [], 'no temporary folder left');
-    const again = await loadPipeline(dir, { threads: 1 });
+    const again = await loadPipeline(bundle, { threads: 1 });
     assert.ok('smashConfig' in again && again.smashConfig.has('qkv'));
     await again.release();
     await smashed.release();
