@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { Model } from '../ir/graph.js';
+import type { Denoiser } from '../pipelines/denoiser.js';
 import type { ProfileName } from '../runtime/profiles.js';
 
 export type AlgorithmKind = 'factorizer' | 'quantizer' | 'cacher' | 'compiler';
@@ -48,6 +49,11 @@ export interface Application {
   transform?(component: ComponentInfo, model: Model): Model;
   /** The module paths `transform` would change in this graph, without changing it (`smash optimize --explain`). */
   touches?(component: ComponentInfo, model: Model): string[];
+  /**
+   * Wraps the pipeline's denoiser (a cacher's step policy and state) once its sessions exist; also
+   * called when a saved bundle loads, whose graphs are already transformed (re-arming the cacher).
+   */
+  wrapDenoiser?(denoiser: Denoiser): Denoiser;
 }
 
 export interface Algorithm<S extends z.ZodObject = z.ZodObject> {

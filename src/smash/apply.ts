@@ -5,16 +5,29 @@
  */
 import type { Model } from '../ir/graph.js';
 import type { SmashTarget } from '../algorithms/algorithm.js';
+import type { Denoiser } from '../pipelines/denoiser.js';
 import { componentInfo } from '../algorithms/component.js';
 import type { SmashConfig } from './config.js';
 
 export function graphTransform(config: SmashConfig, target: SmashTarget): (component: string, model: Model) => Model {
+  return applyConfig(config, target).transform;
+}
+
+/** Every algorithm's contribution, in the config's order: graph rewrites and denoiser wrappers. */
+export function applyConfig(config: SmashConfig, target: SmashTarget) {
   config.checkSupports(target);
   const applications = config.steps.map((s) => s.algorithm.apply(s.params as never, target));
-  return (component, model) => {
-    const info = componentInfo(component, model);
-    let m = model;
-    for (const a of applications) if (a.transform) m = a.transform(info, m);
-    return m;
+  return {
+    transform(component: string, model: Model): Model {
+      const info = componentInfo(component, model);
+      let m = model;
+      for (const a of applications) if (a.transform) m = a.transform(info, m);
+      return m;
+    },
+    wrapDenoiser(denoiser: Denoiser): Denoiser {
+      let d = denoiser;
+      for (const a of applications) if (a.wrapDenoiser) d = a.wrapDenoiser(d);
+      return d;
+    },
   };
 }

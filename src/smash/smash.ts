@@ -15,7 +15,8 @@ import { loadModel, saveModel } from '../ir/model-file.js';
 import { readJsonObject } from '../json.js';
 import { packageVersion } from '../pipelines/cache.js';
 import { loadPipeline as loadOnnxPipeline, type LoadPipelineOptions, type Pipeline } from '../pipelines/loader.js';
-import { graphTransform } from './apply.js';
+import type { SmashTarget } from '../algorithms/algorithm.js';
+import { applyConfig } from './apply.js';
 import { SmashConfig } from './config.js';
 import { folderTarget } from './target.js';
 
@@ -45,7 +46,8 @@ export type SmashOptions = Pick<LoadPipelineOptions, 'provider' | 'threads' | 's
 export async function smash(pipe: Pipeline, config: SmashConfig | Record<string, unknown>, opts: SmashOptions = {}): Promise<SmashedPipeline> {
   const cfg = config instanceof SmashConfig ? config : new SmashConfig(config);
   const provider = opts.provider ?? 'cpu';
-  const transform = graphTransform(cfg, folderTarget(pipe.source.onnxDir, provider));
+  const applied = applyConfig(cfg, folderTarget(pipe.source.onnxDir, provider));
+  const transform = applied.transform;
   const transformed = new Set<string>();
   const smashed = await loadOnnxPipeline(pipe.source.onnxDir, {
     ...opts,
@@ -55,6 +57,7 @@ export async function smash(pipe: Pipeline, config: SmashConfig | Record<string,
     },
   });
   smashed.generationDefaults = pipe.generationDefaults;
+  smashed.denoiser = applied.wrapDenoiser(smashed.denoiser);
   // save() transforms the source graphs again (the transforms are deterministic) rather than
   // holding every rewritten graph in memory for the pipeline's lifetime
   const rewrite = (component: string): Model | undefined =>
@@ -121,7 +124,11 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
     throw new ModelFormatError('SMASH_CONFIG_JSON', `${SMASH_CONFIG_FILE} has no "algorithms" object`, { file });
   }
   const config = new SmashConfig(algorithms as Record<string, unknown>);
+  const provider = String(raw.provider ?? 'cpu') as SmashTarget['provider'];
+  // the graphs are transformed already; only the denoiser wrappers (cachers) are armed again
+  const applied = applyConfig(config, folderTarget(dir, provider));
   const pipe = await loadOnnxPipeline(dir, opts);
+  pipe.denoiser = applied.wrapDenoiser(pipe.denoiser);
   // a bundle saves as itself: its graphs are the transformed ones
-  return attach(pipe, config, (out) => writeBundle(pipe.source.onnxDir, () => undefined, config, String(raw.provider ?? 'cpu'), out));
+  return attach(pipe, config, (out) => writeBundle(pipe.source.onnxDir, () => undefined, config, String(provider), out));
 }
