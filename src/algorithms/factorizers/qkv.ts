@@ -26,7 +26,6 @@ const FAMILIES: readonly { members: readonly string[]; fused: string }[] = [
   { members: ['q', 'k', 'v'], fused: 'qkv' },
 ];
 
-
 interface Member {
   node: Node;
   weight: Value;
@@ -44,7 +43,7 @@ interface Group {
 /** The q/k/v groups of the main graph that can fuse: projections of one attention reading one input. */
 export function qkvGroups(model: Model): Group[] {
   const g = model.graph;
-  const groups = new Map<string, Member[]>();
+  const groups = new Map<string, Group>();
   const inputIds = new Map<Value, number>();
   for (const node of g.nodes()) {
     if (node.opType !== 'MatMul' || node.domain) continue;
@@ -56,15 +55,16 @@ export function qkvGroups(model: Model): Group[] {
     if (fam < 0 || !weight) continue;
     const a = node.inputs[0]!;
     if (!inputIds.has(a)) inputIds.set(a, inputIds.size);
-    const key = `${path.slice(0, dot)}\u0000${fam}\u0000${inputIds.get(a)}`;
+    // one group per attention module, projection family and input value
+    const key = `${path.slice(0, dot)} ${fam} ${inputIds.get(a)}`;
     const b = biasAdd(node, weight.const!.shape[1]!);
-    const list = groups.get(key) ?? [];
-    list.push({ node, weight, add: b?.add, bias: b?.bias, order: FAMILIES[fam]!.members.indexOf(leaf) });
-    groups.set(key, list);
+    const group = groups.get(key) ?? { parent: path.slice(0, dot), fusedName: FAMILIES[fam]!.fused, members: [] };
+    group.members.push({ node, weight, add: b?.add, bias: b?.bias, order: FAMILIES[fam]!.members.indexOf(leaf) });
+    groups.set(key, group);
   }
   const out: Group[] = [];
-  for (const [key, members] of groups) {
-    const [parent, fam] = key.split('\u0000') as [string, string];
+  for (const group of groups.values()) {
+    const members = group.members;
     if (members.length < 2) continue;
     const K = members[0]!.weight.const!.shape[0];
     if (members.some((m) => m.weight.const!.shape[0] !== K)) continue;
@@ -72,7 +72,7 @@ export function qkvGroups(model: Model): Group[] {
     if (members.some((m) => !m.bias) && members.some((m) => m.bias)) continue;
     if (new Set(members.map((m) => m.order)).size !== members.length) continue;
     members.sort((a, b) => a.order - b.order);
-    out.push({ parent, fusedName: FAMILIES[Number(fam)]!.fused, members });
+    out.push(group);
   }
   return out;
 }
