@@ -43,16 +43,20 @@ const workloads = [
   { name: 'shapes-sd', prompts: ['a large red circle at the center on a blue background', 'a small green triangle at the top on a black background'], options: { steps: 25, guidanceScale: 7.5, width: 32, height: 32 } },
   { name: 'shapes-flux', prompts: ['a large red circle at the center on a black background', 'a small yellow square at the left on a gray background'], options: { steps: 28, maxSequenceLength: 32, width: 32, height: 32 } },
 ];
-const configs = values.quick
+// int8Static calibrates on the workload's own prompts (other seeds than the measured runs)
+const configsFor = (w) => (values.quick
   ? { baseline: null, int8Dynamic: { int8Dynamic: {} }, ortCompile: { ortCompile: {} } }
-  : { baseline: null, qkv: { qkv: {} }, int8Dynamic: { int8Dynamic: {} }, int8WeightOnly: { int8WeightOnly: {} }, int4WeightOnly: { int4WeightOnly: {} }, fp16: { fp16: {} }, ortCompile: { ortCompile: {} } };
+  : {
+    baseline: null, qkv: { qkv: {} }, int8Dynamic: { int8Dynamic: {} }, int8Static: { int8Static: { calibrationPrompts: w.prompts, calibrationSteps: 10 } },
+    int8WeightOnly: { int8WeightOnly: {} }, int4WeightOnly: { int4WeightOnly: {} }, fp16: { fp16: {} }, ortCompile: { ortCompile: {} },
+  });
 
 const results = [];
 for (const w of workloads) {
   const base = await loadPipeline(join(root, 'test', 'fixtures', 'trained', w.name), { threads });
   const pipes = {};
   const loadMs = {};
-  for (const [name, cfg] of Object.entries(configs)) {
+  for (const [name, cfg] of Object.entries(configsFor(w))) {
     const t0 = performance.now();
     pipes[name] = cfg ? await smash(base, cfg, { threads }) : base;
     loadMs[name] = performance.now() - t0;

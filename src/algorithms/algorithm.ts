@@ -54,6 +54,17 @@ export interface Application {
    * called when a saved bundle loads, whose graphs are already transformed (re-arming the cacher).
    */
   wrapDenoiser?(denoiser: Denoiser): Denoiser;
+  /**
+   * Calibration (static quantization): the prompts to run, and the denoiser values whose ranges
+   * `transform` needs, named in the graph as the preceding algorithms leave it. smash() runs the
+   * prompts with those values exposed, then calls `calibrated` before any `transform`.
+   */
+  calibration?: {
+    prompts: readonly string[];
+    steps?: number;
+    observe(component: ComponentInfo, model: Model): string[];
+    calibrated(ranges: ReadonlyMap<string, { min: number; max: number }>): void;
+  };
 }
 
 export interface Algorithm<S extends z.ZodObject = z.ZodObject> {

@@ -18,6 +18,16 @@ export function applyConfig(config: SmashConfig, target: SmashTarget) {
   config.checkSupports(target);
   const applications = config.steps.map((s) => s.algorithm.apply(s.params as never, target));
   return {
+    applications,
+    /** the transforms of the first `n` algorithms only (what a calibrating algorithm's observations see) */
+    transformBefore(n: number) {
+      return (component: string, model: Model): Model => {
+        const info = componentInfo(component, model);
+        let m = model;
+        for (const a of applications.slice(0, n)) if (a.transform) m = a.transform(info, m);
+        return m;
+      };
+    },
     transform(component: string, model: Model): Model {
       const info = componentInfo(component, model);
       let m = model;

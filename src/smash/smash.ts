@@ -17,6 +17,7 @@ import { packageVersion } from '../pipelines/cache.js';
 import { loadPipeline as loadOnnxPipeline, type LoadPipelineOptions, type Pipeline } from '../pipelines/loader.js';
 import type { SmashTarget } from '../algorithms/algorithm.js';
 import { applyConfig } from './apply.js';
+import { calibrate } from './calibrate.js';
 import { SmashConfig } from './config.js';
 import { folderTarget } from './target.js';
 
@@ -47,6 +48,10 @@ export async function smash(pipe: Pipeline, config: SmashConfig | Record<string,
   const cfg = config instanceof SmashConfig ? config : new SmashConfig(config);
   const provider = opts.provider ?? 'cpu';
   const applied = applyConfig(cfg, folderTarget(pipe.source.onnxDir, provider));
+  // static quantization first runs its prompts on the graphs as the preceding algorithms leave them
+  for (const [i, a] of applied.applications.entries()) {
+    if (a.calibration) await calibrate(pipe.source.onnxDir, a.calibration, applied.transformBefore(i), opts);
+  }
   const transform = applied.transform;
   const transformed = new Set<string>();
   const smashed = await loadOnnxPipeline(pipe.source.onnxDir, {
