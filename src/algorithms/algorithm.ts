@@ -54,6 +54,8 @@ export interface Application {
    * called when a saved bundle loads, whose graphs are already transformed (re-arming the cacher).
    */
   wrapDenoiser?(denoiser: Denoiser): Denoiser;
+  /** Writes a transformed graph into a saved bundle (default: as it is); a compiler writes its optimized form. */
+  writeGraph?(model: Model, file: string): Promise<void>;
   /**
    * Calibration (static quantization): the prompts to run, and the denoiser values whose ranges
    * `transform` needs, named in the graph as the preceding algorithms leave it. smash() runs the

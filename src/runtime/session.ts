@@ -28,6 +28,8 @@ export interface SessionOptions {
   freeDimensionOverrides?: Record<string, number>;
   /** where to write the optimized model (ORT's offline optimization) */
   optimizedModelPath?: string;
+  /** onnxruntime session config entries (`session.*` keys), e.g. where the optimized model's weights go */
+  configEntries?: Record<string, string>;
   /** called with a message when a requested provider is unavailable and cpu is used instead */
   onWarning?: (message: string) => void;
 }
@@ -118,6 +120,7 @@ export class Session {
     // ORT rejects keys that are present but undefined
     if (opts.threads !== undefined) base.intraOpNumThreads = opts.threads;
     if (opts.optimizedModelPath) base.optimizedModelFilePath = opts.optimizedModelPath;
+    if (opts.configEntries) base.extra = { session: Object.fromEntries(Object.entries(opts.configEntries).map(([k, v]) => [k.replace(/^session\./, ''), v])) };
     const make = (p: ProviderName) => ort.InferenceSession.create(src as never, { ...base, executionProviders: p === 'cpu' ? ['cpu'] : [p, 'cpu'] });
     try {
       let s: ort.InferenceSession;

@@ -4,6 +4,7 @@
  * what `smash convert --quantize` calls before it writes each graph.
  */
 import type { Model } from '../ir/graph.js';
+import { saveModel } from '../ir/model-file.js';
 import type { SmashTarget } from '../algorithms/algorithm.js';
 import type { Denoiser } from '../pipelines/denoiser.js';
 import { componentInfo } from '../algorithms/component.js';
@@ -33,6 +34,12 @@ export function applyConfig(config: SmashConfig, target: SmashTarget) {
       let m = model;
       for (const a of applications) if (a.transform) m = a.transform(info, m);
       return m;
+    },
+    /** Writes a transformed graph into a bundle: the last algorithm that writes graphs its own way, else as it is. */
+    async writeGraph(model: Model, file: string): Promise<void> {
+      const writer = applications.filter((a) => a.writeGraph).at(-1);
+      if (writer) await writer.writeGraph!(model, file);
+      else saveModel(model, file);
     },
     wrapDenoiser(denoiser: Denoiser): Denoiser {
       let d = denoiser;

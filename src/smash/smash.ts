@@ -11,7 +11,7 @@ import { ModelFormatError } from '../errors.js';
 import { checkOutputFolder, markOutputFolder, OUTPUT_MARKER } from '../fs/output.js';
 import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
 import type { Model } from '../ir/graph.js';
-import { loadModel, saveModel } from '../ir/model-file.js';
+import { loadModel } from '../ir/model-file.js';
 import { readJsonObject } from '../json.js';
 import { packageVersion } from '../pipelines/cache.js';
 import { loadPipeline as loadOnnxPipeline, type LoadPipelineOptions, type Pipeline } from '../pipelines/loader.js';
@@ -67,10 +67,10 @@ export async function smash(pipe: Pipeline, config: SmashConfig | Record<string,
   // holding every rewritten graph in memory for the pipeline's lifetime
   const rewrite = (component: string): Model | undefined =>
     transformed.has(component) ? transform(component, loadModel(join(pipe.source.onnxDir, component, 'model.onnx'))) : undefined;
-  return attach(smashed, cfg, (dir) => writeBundle(pipe.source.onnxDir, rewrite, cfg, provider, dir));
+  return attach(smashed, cfg, (dir) => writeBundle(pipe.source.onnxDir, rewrite, applied.writeGraph, cfg, provider, dir));
 }
 
-function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => void): SmashedPipeline {
+function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => Promise<void>): SmashedPipeline {
   const smashed = pipe as SmashedPipeline;
   Object.defineProperty(smashed, 'smashConfig', { value: config, enumerable: true });
   Object.defineProperty(smashed, 'save', {
@@ -83,7 +83,7 @@ function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => voi
       // written beside the target and renamed into place: a failure leaves no half bundle
       const tmp = makeTempSibling(target);
       try {
-        write(tmp);
+        await write(tmp);
         markOutputFolder(tmp, 'smash save');
         if (existsSync(target)) rmSync(target, { recursive: true, force: true });
         renameSync(tmp, target);
@@ -98,7 +98,14 @@ function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => voi
 }
 
 /** The source ONNX folder with the transformed graphs in place of its own, and the config. */
-function writeBundle(sourceDir: string, rewrite: (component: string) => Model | undefined, config: SmashConfig, provider: string, out: string): void {
+async function writeBundle(
+  sourceDir: string,
+  rewrite: (component: string) => Model | undefined,
+  writeGraph: (model: Model, file: string) => Promise<void>,
+  config: SmashConfig,
+  provider: string,
+  out: string,
+): Promise<void> {
   mkdirSync(out, { recursive: true });
   for (const entry of readdirSync(sourceDir, { withFileTypes: true })) {
     if (entry.name === SMASH_CONFIG_FILE || entry.name === OUTPUT_MARKER) continue;
@@ -111,7 +118,7 @@ function writeBundle(sourceDir: string, rewrite: (component: string) => Model | 
     // the component folder without its graph and weights, which are written anew
     mkdirSync(join(out, entry.name));
     for (const f of readdirSync(from)) if (!/^model\.onnx(_data.*)?$/.test(f)) cpSync(join(from, f), join(out, entry.name, f), { recursive: true });
-    saveModel(graph, join(out, entry.name, 'model.onnx'));
+    await writeGraph(graph, join(out, entry.name, 'model.onnx'));
   }
   writeFileSync(join(out, SMASH_CONFIG_FILE), `${JSON.stringify({ algorithms: config.toJSON(), provider, versions: VERSIONS() }, null, 2)}\n`);
 }
@@ -135,5 +142,5 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   const pipe = await loadOnnxPipeline(dir, opts);
   pipe.denoiser = applied.wrapDenoiser(pipe.denoiser);
   // a bundle saves as itself: its graphs are the transformed ones
-  return attach(pipe, config, (out) => writeBundle(pipe.source.onnxDir, () => undefined, config, String(provider), out));
+  return attach(pipe, config, (out) => writeBundle(pipe.source.onnxDir, () => undefined, applied.writeGraph, config, String(provider), out));
 }

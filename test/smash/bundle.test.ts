@@ -33,6 +33,8 @@ for (const [pipeline, fx, denoiser] of [['flux-tiny', 'e2e_flux_tiny_fox', 'tran
     const g = loadModel(join(dir, denoiser, 'model.onnx'));
     const ops = new Set(g.graph.nodeList().map((n) => n.opType));
     for (const op of ['DynamicQuantizeMatMul', 'MultiHeadAttention', 'Split']) assert.ok(ops.has(op), `${op} in the saved ${denoiser}`);
+    // ortCompile saved ONNX Runtime's optimized graph: its own fusions (SiLU → QuickGelu) are in it
+    assert.ok(ops.has('QuickGelu'), `ONNX Runtime's fusions in the saved ${denoiser}: ${[...ops].join(', ')}`);
     const saved = JSON.parse(readFileSync(join(dir, SMASH_CONFIG_FILE), 'utf8'));
     assert.deepEqual(Object.keys(saved.algorithms), ['qkv', 'int8Dynamic', 'ortCompile']);
     assert.equal(saved.versions['onnxruntime-node'], '1.30.0');

@@ -5,7 +5,11 @@
  * created.
  */
 import { z } from 'zod';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Model } from '../../ir/graph.js';
+import { saveModel } from '../../ir/model-file.js';
+import { Session } from '../../runtime/session.js';
 import { modulePath } from '../../ir/modules.js';
 import { NoMatch, rulesPass, tryRule, type Rule } from '../../ir/rewrite.js';
 import { deadCodeElimination } from '../../ir/passes/dead-code-elimination.js';
@@ -37,6 +41,29 @@ export function fuse(model: Model, profile: ProfileName): Map<string, number> {
   return pass.fired;
 }
 
+/**
+ * Writes ONNX Runtime's optimized graph (the extended level: fusions, constant folding, not the
+ * machine-specific layouts of the highest level) into a bundle, so a bundle's load does not redo
+ * them; running it at the highest level gives the unoptimized graph's outputs bit for bit.
+ */
+async function writeOptimized(model: Model, file: string): Promise<void> {
+  const staging = mkdtempSync(join(dirname(file), '.ort-'));
+  try {
+    saveModel(model, join(staging, 'model.onnx'));
+    const s = await Session.create(join(staging, 'model.onnx'), {
+      optimizationLevel: 'extended',
+      optimizedModelPath: file,
+      configEntries: {
+        'session.optimized_model_external_initializers_file_name': `${basename(file)}_data`,
+        'session.optimized_model_external_initializers_min_size_in_bytes': '1024',
+      },
+    });
+    await s.release();
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
 export const ortCompile = defineAlgorithm({
   name: 'ortCompile',
   kind: 'compiler',
@@ -51,6 +78,7 @@ export const ortCompile = defineAlgorithm({
         if (p.fusions) fuse(model, target.provider ?? 'cpu');
         return model;
       },
+      writeGraph: writeOptimized,
       touches: (_component, model) => {
         if (!p.fusions) return [];
         const rules = rulesFor(target.provider ?? 'cpu');
