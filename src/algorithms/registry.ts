@@ -9,6 +9,9 @@ import { int8Dynamic } from './quantizers/int8-dynamic.js';
 import { int4WeightOnly } from './quantizers/int4-weight-only.js';
 import { int8WeightOnly } from './quantizers/int8-weight-only.js';
 import { fp16 } from './quantizers/fp16.js';
+import { fora } from './cachers/fora.js';
+import { fbcache } from './cachers/fbcache.js';
+import { teacache } from './cachers/teacache.js';
 
 export type Registry = ReadonlyMap<string, Algorithm>;
 
@@ -21,4 +24,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, ortCompile] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, ortCompile] as Algorithm[]);
