@@ -12,6 +12,7 @@ import { fp16 } from './quantizers/fp16.js';
 import { fora } from './cachers/fora.js';
 import { fbcache } from './cachers/fbcache.js';
 import { teacache } from './cachers/teacache.js';
+import { taylorseer } from './cachers/taylorseer.js';
 
 export type Registry = ReadonlyMap<string, Algorithm>;
 
@@ -24,4 +25,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, ortCompile] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, ortCompile] as Algorithm[]);

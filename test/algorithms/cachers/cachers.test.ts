@@ -9,6 +9,7 @@ import type { Model } from '../../../src/ir/graph.js';
 import { fora, foraTransform } from '../../../src/algorithms/cachers/fora.js';
 import { fbcache, fbCacheTransform } from '../../../src/algorithms/cachers/fbcache.js';
 import { teacache, teaCacheTransform } from '../../../src/algorithms/cachers/teacache.js';
+import { taylorseer } from '../../../src/algorithms/cachers/taylorseer.js';
 import type { Lowering } from '../../../src/algorithms/cachers/graph.js';
 import { FbCachePolicy, TeaCachePolicy } from '../../../src/algorithms/cachers/policies/index.js';
 import { loadPipeline, type Pipeline } from '../../../src/pipelines/loader.js';
@@ -31,11 +32,12 @@ interface Case {
 }
 
 const target = { className: 'FluxPipeline', denoiser: 'flux', components: [] } as const;
-const wrapWith = (algo: typeof fora | typeof fbcache | typeof teacache) => (d: Denoiser, params: Record<string, unknown>) =>
+const wrapWith = (algo: typeof fora | typeof fbcache | typeof teacache | typeof taylorseer) => (d: Denoiser, params: Record<string, unknown>) =>
   algo.apply(algo.schema.parse(params) as never, target).wrapDenoiser!(d);
 
 const CASES: Case[] = [
   { name: 'fora', transform: (m, l) => foraTransform(m, l), wrap: wrapWith(fora), always: { interval: 1 }, caching: { interval: 2, startStep: 1 } },
+  { name: 'taylorseer', transform: (m, l) => foraTransform(m, l), wrap: wrapWith(taylorseer), always: { interval: 1 }, caching: { interval: 2, startStep: 2, order: 1 } },
   { name: 'fbcache', transform: (m, l) => fbCacheTransform(m, l), wrap: wrapWith(fbcache), always: { threshold: 0 }, caching: { threshold: 0.05 } },
   { name: 'teacache', transform: (m, l) => teaCacheTransform(m, undefined, l), wrap: wrapWith(teacache), always: { threshold: 0 }, caching: { threshold: 0.4 } },
 ];
@@ -74,7 +76,7 @@ for (const [label, folder, opts, adaptiveOk] of [
 
     for (const c of CASES) {
       // adaptive caches never trigger on random weights: their reuse is tested on the trained pipeline
-      const reuses = c.name === 'fora' || adaptiveOk;
+      const reuses = c.name === 'fora' || c.name === 'taylorseer' || adaptiveOk;
       test(`${c.name}: always-compute through the If graph = the plain image; caching = the overwrite reference`, async () => {
         const gated = { ifs: 0 };
         const p = await loadPipeline(folder, { cacheDir, threads: 1, transform: transformWith(c, 'if', gated) });
@@ -106,7 +108,7 @@ for (const [label, folder, opts, adaptiveOk] of [
             assert.ok(n > 0, 'some steps reused');
             assert.ok(drift > 1e-5, 'reusing changes the image');
           }
-          if (c.name !== 'fora' && adaptiveOk) {
+          if ((c.name === 'fbcache' || c.name === 'teacache') && adaptiveOk) {
             // the graph's decisions are the policy's on the distances it measured
             const policy = c.name === 'fbcache' ? new FbCachePolicy(c.caching) : new TeaCachePolicy(c.caching);
             const numSteps = x.cache!.length;
