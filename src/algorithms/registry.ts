@@ -13,6 +13,7 @@ import { fora } from './cachers/fora.js';
 import { fbcache } from './cachers/fbcache.js';
 import { teacache } from './cachers/teacache.js';
 import { taylorseer } from './cachers/taylorseer.js';
+import { deepcache } from './cachers/deepcache.js';
 
 export type Registry = ReadonlyMap<string, Algorithm>;
 
@@ -25,4 +26,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, ortCompile] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, deepcache, ortCompile] as Algorithm[]);

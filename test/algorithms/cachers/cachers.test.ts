@@ -10,6 +10,7 @@ import { fora, foraTransform } from '../../../src/algorithms/cachers/fora.js';
 import { fbcache, fbCacheTransform } from '../../../src/algorithms/cachers/fbcache.js';
 import { teacache, teaCacheTransform } from '../../../src/algorithms/cachers/teacache.js';
 import { taylorseer } from '../../../src/algorithms/cachers/taylorseer.js';
+import { deepcache, deepCacheTransform } from '../../../src/algorithms/cachers/deepcache.js';
 import type { Lowering } from '../../../src/algorithms/cachers/graph.js';
 import { FbCachePolicy, TeaCachePolicy } from '../../../src/algorithms/cachers/policies/index.js';
 import { loadPipeline, type Pipeline } from '../../../src/pipelines/loader.js';
@@ -32,7 +33,7 @@ interface Case {
 }
 
 const target = { className: 'FluxPipeline', denoiser: 'flux', components: [] } as const;
-const wrapWith = (algo: typeof fora | typeof fbcache | typeof teacache | typeof taylorseer) => (d: Denoiser, params: Record<string, unknown>) =>
+const wrapWith = (algo: typeof fora | typeof fbcache | typeof teacache | typeof taylorseer | typeof deepcache) => (d: Denoiser, params: Record<string, unknown>) =>
   algo.apply(algo.schema.parse(params) as never, target).wrapDenoiser!(d);
 
 const CASES: Case[] = [
@@ -43,7 +44,7 @@ const CASES: Case[] = [
 ];
 
 const transformWith = (c: Case, lowering: Lowering, counts: { ifs: number }) => (component: string, model: Model) => {
-  if (component !== 'transformer') return model;
+  if (component !== 'transformer' && component !== 'unet') return model;
   c.transform(model, lowering);
   counts.ifs = model.graph.nodeList().filter((n) => n.opType === 'If').length;
   return model;
@@ -61,9 +62,12 @@ async function withWrapper<T>(p: Pipeline, d: Denoiser, fn: () => Promise<T>): P
   }
 }
 
-for (const [label, folder, opts, adaptiveOk] of [
-  ['flux-tiny', fixture('pipelines', 'flux-tiny'), () => e2eOptions('e2e_flux_tiny_fox') as GenerateOptions, false],
-  ['trained shapes-flux', fixture('trained', 'shapes-flux'), () => e2eOptions('e2e_shapes_flux_red_circle') as GenerateOptions, true],
+const DEEPCACHE: Case = { name: 'deepcache', transform: (m, l) => deepCacheTransform(m, 0, l), wrap: wrapWith(deepcache), always: { interval: 1 }, caching: { interval: 2 } };
+
+for (const [label, folder, opts, adaptiveOk, cases] of [
+  ['flux-tiny', fixture('pipelines', 'flux-tiny'), () => e2eOptions('e2e_flux_tiny_fox') as GenerateOptions, false, CASES],
+  ['trained shapes-flux', fixture('trained', 'shapes-flux'), () => e2eOptions('e2e_shapes_flux_red_circle') as GenerateOptions, true, CASES],
+  ['sd15-tiny', fixture('pipelines', 'sd15-tiny'), () => e2eOptions('e2e_sd15_tiny_cat') as GenerateOptions, false, [DEEPCACHE]],
 ] as const) {
   describe(`cachers on ${label}`, () => {
     let plain: Pipeline;
@@ -74,9 +78,9 @@ for (const [label, folder, opts, adaptiveOk] of [
       await plain?.release();
     });
 
-    for (const c of CASES) {
+    for (const c of cases) {
       // adaptive caches never trigger on random weights: their reuse is tested on the trained pipeline
-      const reuses = c.name === 'fora' || c.name === 'taylorseer' || adaptiveOk;
+      const reuses = c.name === 'fora' || c.name === 'taylorseer' || c.name === 'deepcache' || adaptiveOk;
       test(`${c.name}: always-compute through the If graph = the plain image; caching = the overwrite reference`, async () => {
         const gated = { ifs: 0 };
         const p = await loadPipeline(folder, { cacheDir, threads: 1, transform: transformWith(c, 'if', gated) });
