@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { Model } from '../../ir/graph.js';
 import { defineAlgorithm, supported, unsupported } from '../algorithm.js';
 import { AdaptiveCache, SIGNAL } from './adaptive.js';
-import { DIT_RANK, firstBlockCut } from './dit.js';
+import { DIT_RANK, ditLayout, firstBlockCut } from './dit.js';
 import { cutPart, exposeAs, op, relativeL1Value, scalarInput, stateInput, type Lowering } from './graph.js';
 import { FBCACHE_DEFAULTS } from './policies/index.js';
 
@@ -38,6 +38,11 @@ export const fbcache = defineAlgorithm({
   apply(params) {
     return {
       transform: (component, model) => (component.role === 'denoiser' ? fbCacheTransform(model) : model),
+      touches: (component, model) => {
+        if (component.role !== 'denoiser') return [];
+        const { double, single } = ditLayout(model);
+        return [...double.slice(1), ...single].map((b) => b.name);
+      },
       wrapDenoiser: (d) => new AdaptiveCache(d, 'fbcache', params.threshold, DIT_RANK),
     };
   },

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Model, Value } from '../../ir/graph.js';
 import { defineAlgorithm, supported, unsupported } from '../algorithm.js';
 import { AdaptiveCache, SIGNAL } from './adaptive.js';
-import { DIT_RANK, teaCacheCut } from './dit.js';
+import { DIT_RANK, ditLayout, teaCacheCut } from './dit.js';
 import { cutPart, exposeAs, op, relativeL1Value, scalarF32, scalarInput, stateInput, type Lowering } from './graph.js';
 import { TEACACHE_DEFAULTS } from './policies/index.js';
 
@@ -48,6 +48,11 @@ export const teacache = defineAlgorithm({
   apply(params) {
     return {
       transform: (component, model) => (component.role === 'denoiser' ? teaCacheTransform(model, params.coefficients) : model),
+      touches: (component, model) => {
+        if (component.role !== 'denoiser') return [];
+        const { double, single } = ditLayout(model);
+        return [...double, ...single].map((b) => b.name);
+      },
       wrapDenoiser: (d) => new AdaptiveCache(d, 'teacache', params.threshold, DIT_RANK),
     };
   },
