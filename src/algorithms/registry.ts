@@ -14,6 +14,7 @@ import { fbcache } from './cachers/fbcache.js';
 import { teacache } from './cachers/teacache.js';
 import { taylorseer } from './cachers/taylorseer.js';
 import { deepcache } from './cachers/deepcache.js';
+import { pab } from './cachers/pab.js';
 
 export type Registry = ReadonlyMap<string, Algorithm>;
 
@@ -26,4 +27,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, deepcache, ortCompile] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, deepcache, pab, ortCompile] as Algorithm[]);

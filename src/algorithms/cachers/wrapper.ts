@@ -65,7 +65,7 @@ export abstract class CacheDenoiser<S extends KeptState> extends StatefulDenoise
 
   /** graph inputs the loop feeds: the cacher's own are left out */
   override get inputNames(): readonly string[] {
-    return this.inner.inputNames.filter((n) => !n.startsWith('cache'));
+    return this.inner.inputNames.filter((n) => !n.startsWith(CACHE_IN) && !n.startsWith('cache.'));
   }
 
   override reset(signature: GenerationSignature): void {
@@ -125,15 +125,13 @@ export abstract class CacheDenoiser<S extends KeptState> extends StatefulDenoise
     for (const p of this.parts) p.inputs.forEach((n, i) => s.kept.set(n, all[p.outputs[i]!]!));
   }
 
+  /** Records a call that computed (or reused) every part. */
   protected record(ctx: DenoiseContext, computed: boolean, ms: number, distance?: number): void {
     const names = this.parts.map((p) => p.part);
-    this.#report.push({
-      step: ctx.stepIndex,
-      branch: ctx.branch,
-      computed: computed ? names : [],
-      reused: computed ? [] : names,
-      ms,
-      ...(distance !== undefined ? { distance } : {}),
-    });
+    this.recordParts(ctx, computed ? names : [], computed ? [] : names, ms, distance);
+  }
+
+  protected recordParts(ctx: DenoiseContext, computed: string[], reused: string[], ms: number, distance?: number): void {
+    this.#report.push({ step: ctx.stepIndex, branch: ctx.branch, computed, reused, ms, ...(distance !== undefined ? { distance } : {}) });
   }
 }

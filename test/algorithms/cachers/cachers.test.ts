@@ -5,12 +5,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
-import type { Model } from '../../../src/ir/graph.js';
+import { allNodes, type Model } from '../../../src/ir/graph.js';
 import { fora, foraTransform } from '../../../src/algorithms/cachers/fora.js';
 import { fbcache, fbCacheTransform } from '../../../src/algorithms/cachers/fbcache.js';
 import { teacache, teaCacheTransform } from '../../../src/algorithms/cachers/teacache.js';
 import { taylorseer } from '../../../src/algorithms/cachers/taylorseer.js';
 import { deepcache, deepCacheTransform } from '../../../src/algorithms/cachers/deepcache.js';
+import { pab, pabTransform } from '../../../src/algorithms/cachers/pab.js';
 import type { Lowering } from '../../../src/algorithms/cachers/graph.js';
 import { FbCachePolicy, TeaCachePolicy } from '../../../src/algorithms/cachers/policies/index.js';
 import { loadPipeline, type Pipeline } from '../../../src/pipelines/loader.js';
@@ -33,7 +34,7 @@ interface Case {
 }
 
 const target = { className: 'FluxPipeline', denoiser: 'flux', components: [] } as const;
-const wrapWith = (algo: typeof fora | typeof fbcache | typeof teacache | typeof taylorseer | typeof deepcache) => (d: Denoiser, params: Record<string, unknown>) =>
+const wrapWith = (algo: typeof fora | typeof fbcache | typeof teacache | typeof taylorseer | typeof deepcache | typeof pab) => (d: Denoiser, params: Record<string, unknown>) =>
   algo.apply(algo.schema.parse(params) as never, target).wrapDenoiser!(d);
 
 const CASES: Case[] = [
@@ -45,8 +46,13 @@ const CASES: Case[] = [
 
 const transformWith = (c: Case, lowering: Lowering, counts: { ifs: number }) => (component: string, model: Model) => {
   if (component !== 'transformer' && component !== 'unet') return model;
+  const before = [...model.graph.initializers.keys()].length;
   c.transform(model, lowering);
   counts.ifs = model.graph.nodeList().filter((n) => n.opType === 'If').length;
+  // no weight held twice: every initializer lives in exactly one graph (the main one or a branch)
+  const names = [...allNodes(model.graph)].flatMap((n) => n.subgraphs()).flatMap((sg) => [...sg.initializers.keys()]).concat([...model.graph.initializers.keys()]);
+  assert.equal(new Set(names).size, names.length);
+  if (lowering === 'if') assert.ok(model.graph.initializers.size < before, 'weights moved into the branches');
   return model;
 };
 
@@ -62,12 +68,18 @@ async function withWrapper<T>(p: Pipeline, d: Denoiser, fn: () => Promise<T>): P
   }
 }
 
+// timesteps of the tiny fixtures' schedules fall inside (0, 1000)
+const PAB: Case = {
+  name: 'pab', transform: (m, l) => pabTransform(m, l), wrap: wrapWith(pab),
+  always: { spatialAttentionBlockSkipRange: null, crossAttentionBlockSkipRange: null },
+  caching: { spatialAttentionBlockSkipRange: 2, spatialAttentionTimestepSkipRange: [0, 1000], crossAttentionBlockSkipRange: 3, crossAttentionTimestepSkipRange: [0, 1000] },
+};
 const DEEPCACHE: Case = { name: 'deepcache', transform: (m, l) => deepCacheTransform(m, 0, l), wrap: wrapWith(deepcache), always: { interval: 1 }, caching: { interval: 2 } };
 
 for (const [label, folder, opts, adaptiveOk, cases] of [
-  ['flux-tiny', fixture('pipelines', 'flux-tiny'), () => e2eOptions('e2e_flux_tiny_fox') as GenerateOptions, false, CASES],
+  ['flux-tiny', fixture('pipelines', 'flux-tiny'), () => e2eOptions('e2e_flux_tiny_fox') as GenerateOptions, false, [...CASES, PAB]],
   ['trained shapes-flux', fixture('trained', 'shapes-flux'), () => e2eOptions('e2e_shapes_flux_red_circle') as GenerateOptions, true, CASES],
-  ['sd15-tiny', fixture('pipelines', 'sd15-tiny'), () => e2eOptions('e2e_sd15_tiny_cat') as GenerateOptions, false, [DEEPCACHE]],
+  ['sd15-tiny', fixture('pipelines', 'sd15-tiny'), () => e2eOptions('e2e_sd15_tiny_cat') as GenerateOptions, false, [DEEPCACHE, PAB]],
 ] as const) {
   describe(`cachers on ${label}`, () => {
     let plain: Pipeline;
@@ -80,7 +92,7 @@ for (const [label, folder, opts, adaptiveOk, cases] of [
 
     for (const c of cases) {
       // adaptive caches never trigger on random weights: their reuse is tested on the trained pipeline
-      const reuses = c.name === 'fora' || c.name === 'taylorseer' || c.name === 'deepcache' || adaptiveOk;
+      const reuses = c.name === 'fora' || c.name === 'taylorseer' || c.name === 'deepcache' || c.name === 'pab' || adaptiveOk;
       test(`${c.name}: always-compute through the If graph = the plain image; caching = the overwrite reference`, async () => {
         const gated = { ifs: 0 };
         const p = await loadPipeline(folder, { cacheDir, threads: 1, transform: transformWith(c, 'if', gated) });
