@@ -10,6 +10,12 @@ import { int4WeightOnly } from './quantizers/int4-weight-only.js';
 import { int8WeightOnly } from './quantizers/int8-weight-only.js';
 import { fp16 } from './quantizers/fp16.js';
 import { int8Static } from './quantizers/int8-static.js';
+import { fora } from './cachers/fora.js';
+import { fbcache } from './cachers/fbcache.js';
+import { teacache } from './cachers/teacache.js';
+import { taylorseer } from './cachers/taylorseer.js';
+import { deepcache } from './cachers/deepcache.js';
+import { pab } from './cachers/pab.js';
 
 export type Registry = ReadonlyMap<string, Algorithm>;
 
@@ -22,4 +28,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8Static, int8WeightOnly, int4WeightOnly, fp16, ortCompile] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8Static, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, deepcache, pab, ortCompile] as Algorithm[]);

@@ -76,6 +76,27 @@ export interface Denoiser {
   reset(signature: GenerationSignature): void;
 }
 
+/** One denoiser call of a cached generation: which cut parts ran and which were reused. */
+export interface CacheStepReport {
+  step: number;
+  branch: Branch;
+  computed: string[];
+  reused: string[];
+  /** wall time of the call */
+  ms: number;
+  /** the adaptive cacher's measured change (first-block residual, TeaCache's input distance) */
+  distance?: number;
+}
+
+/** A denoiser (a cacher's wrapper) that reports its decisions of the current generation. */
+export interface ReportingDenoiser extends Denoiser {
+  cacheReport(): CacheStepReport[];
+}
+
+export function isReporting(d: Denoiser): d is ReportingDenoiser {
+  return typeof (d as Partial<ReportingDenoiser>).cacheReport === 'function';
+}
+
 /** The plain denoiser: one ONNX session; its first output (or the one named) is the prediction. */
 export class SessionDenoiser implements Denoiser {
   /** ONNX runs so far (for diagnostics and tests) */

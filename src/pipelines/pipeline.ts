@@ -10,7 +10,7 @@ import { f32 as hostF32, i64, type HostTensor, type Session } from '../runtime/s
 import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler, type SetTimestepsOptions } from '../schedulers/index.js';
 import { Generator } from '../tensors/random.js';
 import { toInt64, type Tokenizer } from '../tokenizers/index.js';
-import type { CfgMode, DenoiseContext, Denoiser, GenerationSignature } from './denoiser.js';
+import { isReporting, type CacheStepReport, type CfgMode, type DenoiseContext, type Denoiser, type GenerationSignature } from './denoiser.js';
 import { withDefaults, type GenerationDefaults } from './defaults.js';
 import { checkFinite, checkFiniteInput } from './finite.js';
 import { checkSide } from './limits.js';
@@ -105,6 +105,8 @@ export interface GenerateResult {
   seed: number;
   settings: GenerationSettings;
   timings: Timings;
+  /** with a cacher: per step and branch, the parts computed and reused */
+  cache?: CacheStepReport[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,6 +459,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
         promptEmbedsGiven: !!o.promptEmbeds,
       },
       timings: { totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs },
+      ...(isReporting(this.denoiser) ? { cache: this.denoiser.cacheReport() } : {}),
     };
   }
 

@@ -51,7 +51,7 @@ test('saving never overwrites a user\'s folder, only an earlier bundle when aske
   const base = await loadOnnx(fixture('pipelines', 'flux-tiny'), { cacheDir, threads: 1 });
   try {
     await assert.rejects(smash(base, { int8Dynamic: {} }, { provider: 'webgpu' }), (e: unknown) => e instanceof CompatibilityError && e.code === 'UNSUPPORTED' && /DynamicQuantizeMatMul/.test(e.message));
-    await assert.rejects(smash(base, { fora: {} }), (e: unknown) => e instanceof ConfigError && e.code === 'UNKNOWN_ALGORITHM');
+    await assert.rejects(smash(base, { fasterFora: {} }), (e: unknown) => e instanceof ConfigError && e.code === 'UNKNOWN_ALGORITHM');
     await assert.rejects(smash(base, { int8Dynamic: {}, int4WeightOnly: {} }), (e: unknown) => e instanceof CompatibilityError && e.code === 'INCOMPATIBLE');
     const smashed = await smash(base, { qkv: {} }, { threads: 1 });
     const dir = join(tmp.dir, 'occupied');

@@ -62,6 +62,17 @@ export class FbCachePolicy implements CachePolicy {
     return compute ? 'compute' : 'reuse';
   }
 
+  /**
+   * The same decision from a distance measured elsewhere (the graph measures it, adaptive.ts):
+   * undefined when there is no kept residual yet. Keeps no residual itself.
+   */
+  decideDistance(ctx: StepContext, distance: number | undefined): Decision {
+    const s = this.#branches.get(ctx.branch);
+    advance(this.name, ctx, s);
+    s.lastDistance = distance;
+    return distance === undefined || distance > this.config.threshold ? 'compute' : 'reuse';
+  }
+
   /** The relative L1 change measured by the last decision on `branch` (undefined when none was). */
   lastDistance(branch: GuidanceBranch): number | undefined {
     return this.#branches.get(branch).lastDistance;
