@@ -99,14 +99,14 @@ export function tradeOffSvg(results: readonly EvaluationResult[]): string {
     parts.push(`<circle cx="${cx}" cy="${cy}" r="6" fill="${onFront ? '#d9480f' : '#fff'}" stroke="#d9480f" stroke-width="2"><title>${esc(r.name)}: ${fmt('latencyMs', r.metrics.latencyMs)} ms, ${fmt(fm, raw[i])}</title></circle>`);
     parts.push(`<text x="${cx}" y="${(Number(cy) - 10).toFixed(1)}" text-anchor="middle" font-size="11">${esc(r.name)}${Number.isFinite(raw[i]!) ? '' : ' (∞)'}</text>`);
   });
-  parts.push(`<g font-size="11"><circle cx="${W - R - 150}" cy="${T + 12}" r="5" fill="#d9480f"/><text x="${W - R - 140}" y="${T + 16}">Pareto front</text></g>`);
+  parts.push(`<g font-size="11"><circle cx="${W - R - 110}" cy="${H - B - 14}" r="5" fill="#d9480f"/><text x="${W - R - 100}" y="${H - B - 10}">Pareto front</text></g>`);
   return `<svg xmlns="http://www.w3.org/2000/svg" id="tradeoff" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">${parts.join('')}</svg>`;
 }
 
 export function reportHtml(r: ReportInput, maxSamples = 8): string {
   const metrics = ALL_METRICS.filter((m) => r.results.some((res) => res.metrics[m] !== undefined));
   const head = `<tr><th>configuration</th>${metrics.map((m) => `<th title="${HIGHER_IS_BETTER[m] ? 'higher' : 'lower'} is better">${esc(LABELS[m])}</th>`).join('')}</tr>`;
-  const rows = r.results.map((res) => `<tr><td>${esc(res.name)}${res.isBase ? ' (base)' : ''}</td>${metrics.map((m) => `<td data-v="${res.metrics[m] ?? ''}">${fmt(m, res.metrics[m])}</td>`).join('')}</tr>`).join('\n');
+  const rows = r.results.map((res) => `<tr><td>${esc(res.name)}${res.isBase && res.name !== 'base' ? ' (base)' : ''}</td>${metrics.map((m) => `<td data-v="${res.metrics[m] ?? ''}">${fmt(m, res.metrics[m])}</td>`).join('')}</tr>`).join('\n');
   const base = r.results[0]!;
   const n = Math.min(maxSamples, base.samples.length);
   const pics: string[] = [];

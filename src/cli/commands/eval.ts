@@ -74,7 +74,9 @@ export function registerEval(p: Command) {
       try {
         if (o.clip) clip = await loadClipModel(o.clip);
         if (o.lpips) lpips = await LpipsModel.load(o.lpips);
-        const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+        // every pipeline of the run says the same things: each warning once
+        const said = new Set<string>();
+        const warn = (m: string) => { if (!said.has(m)) { said.add(m); process.stderr.write(`warning: ${m}\n`); } };
         const r = await evaluateConfigs({
           model: o.model, configs, task, out: o.out, force: o.force, clip, lpips,
           load: { provider: o.provider as ProviderName, threads: int('threads', o.threads), onWarning: warn },
