@@ -5,6 +5,7 @@ import { guardTempsOnKill } from '../fs/temp.js';
 import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
 import { registerCreateRandom } from './commands/create-random.js';
+import { registerEval } from './commands/eval.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerOptimize } from './commands/optimize.js';
@@ -21,6 +22,7 @@ export function program(): Command {
   registerCreateRandom(p);
   registerGenerate(p);
   registerOptimize(p);
+  registerEval(p);
   registerTokenize(p);
   registerCache(p);
   p.addHelpText('after', '\nDiffusers folders given to generate are converted once and cached in $SMASH_CACHE/pipelines\n(default ~/.cache/smash/pipelines): see and clear it with `smash cache list|clear`.');

@@ -1,6 +1,7 @@
 /** Registers every architecture builder by its config class name. */
 import { buildAutoencoderKL } from './autoencoder-kl.js';
 import { buildCLIPTextModel } from './clip-text.js';
+import { buildCLIPVisionModelWithProjection } from './clip-vision.js';
 import { buildFluxTransformer2DModel } from './flux-transformer-2d.js';
 import { registerArchitecture } from './registry.js';
 import { buildSD3Transformer2DModel } from './sd3-transformer-2d.js';
@@ -13,4 +14,5 @@ registerArchitecture('FluxTransformer2DModel', buildFluxTransformer2DModel);
 registerArchitecture('SD3Transformer2DModel', buildSD3Transformer2DModel);
 registerArchitecture('CLIPTextModel', buildCLIPTextModel);
 registerArchitecture('CLIPTextModelWithProjection', buildCLIPTextModel);
+registerArchitecture('CLIPVisionModelWithProjection', buildCLIPVisionModelWithProjection);
 registerArchitecture('T5EncoderModel', buildT5EncoderModel);

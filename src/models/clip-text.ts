@@ -13,8 +13,9 @@ import type { ModelConfig } from './config.js';
 import type { ArchitectureBuilder } from './registry.js';
 import type { Weights } from './weights.js';
 
+export const CLIP_ACTIVATION_NAMES = ['quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh'] as const;
 export const CLIP_TEXT_CLASSES = ['CLIPTextModel', 'CLIPTextModelWithProjection'] as const;
-const CLIP_ACTIVATIONS = ['quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh'] as const;
+const CLIP_ACTIVATIONS = CLIP_ACTIVATION_NAMES;
 // torch.finfo(float32).min: what transformers fills the causal mask with
 const F32_MIN = -3.4028234663852886e38;
 
@@ -90,7 +91,7 @@ export const buildCLIPTextModel: ArchitectureBuilder = (config: ModelConfig, wei
     let h = emb;
     c.scope('encoder', () => {
       for (let i = 0; i < o.layers; i++) {
-        h = c.scope(`layers.${i}`, () => encoderLayer(c, h, o, headDim, mask));
+        h = c.scope(`layers.${i}`, () => clipEncoderLayer(c, h, o, headDim, mask));
         b.output(h, `hidden_states.${i + 1}`, 'float32', hsShape);
       }
     });
@@ -121,7 +122,8 @@ function causalMask(c: Ctx, ids: Value): Value {
   return b.unsqueeze(upper, [0, 1]);
 }
 
-function encoderLayer(c: Ctx, x: Value, o: ClipTextOptions, headDim: number, mask: Value): Value {
+/** One CLIP encoder layer (text and vision towers alike; the text tower passes its causal mask). */
+export function clipEncoderLayer(c: Ctx, x: Value, o: Pick<ClipTextOptions, 'hidden' | 'heads' | 'intermediate' | 'act' | 'eps'>, headDim: number, mask?: Value): Value {
   const b = c.b;
   const D = o.hidden;
   const n1 = layerNorm(c, 'layer_norm1', x, D, o.eps);
