@@ -13,6 +13,7 @@ export {
 export type { ComponentRole, PipelineComponent, LoadedComponents, PipelineDescription } from './description.js';
 export { PIPELINE_DESCRIPTIONS } from './registry.js';
 export { StableDiffusionPipeline } from './stable-diffusion.js';
+export { StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
 export { FluxPipeline, packLatents, unpackLatents, latentImageIds } from './flux.js';
 export { denormalize, encodePng, readPng, writePng } from './image.js';
 export { readLatentsFile, readPromptEmbedsFile, readTensorsFile, writeTensorsFile } from './embeddings-io.js';

@@ -61,8 +61,10 @@ export interface GenerateOptions {
   promptEmbeds?: FloatTensor;
   /** SD: [batch, seq, dim], same shape as promptEmbeds */
   negativePromptEmbeds?: FloatTensor;
-  /** Flux: [batch, dim], required with promptEmbeds */
+  /** Flux, SDXL, SD3: [batch, dim], required with promptEmbeds */
   pooledPromptEmbeds?: FloatTensor;
+  /** SDXL, SD3: [batch, dim], with negativePromptEmbeds */
+  negativePooledPromptEmbeds?: FloatTensor;
   signal?: AbortSignal;
   onStep?: (info: StepInfo) => void | Promise<void>;
 }
@@ -523,9 +525,18 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
 
   /** One output of a text encoder for a batch of texts, padded and truncated to `maxLength` tokens. */
   protected async encodeText(te: TextEncoderComponent, texts: string[], maxLength: number, fetch: string): Promise<Float32Array> {
+    return (await this.encodeTextOutputs(te, texts, maxLength, [fetch]))[fetch]!;
+  }
+
+  /** Several outputs of one text encoder run (SDXL: a hidden state and the pooled projection). */
+  protected async encodeTextOutputs(te: TextEncoderComponent, texts: string[], maxLength: number, fetches: readonly string[]): Promise<Record<string, Float32Array>> {
     const ids: number[] = [];
     for (const t of texts) ids.push(...te.tokenizer.encode(t, { maxLength, padding: true, truncation: true, onWarning: this.onWarning }).ids);
-    return asF32(await this.runEncoder(te.session, { input_ids: i64([texts.length, maxLength], toInt64(ids)) }, fetch), te.name);
+    this.encoderRuns++;
+    const r = await te.session.run({ input_ids: i64([texts.length, maxLength], toInt64(ids)) }, fetches);
+    const out: Record<string, Float32Array> = {};
+    for (const f of fetches) out[f] = asF32(r.outputs[f]!, te.name);
+    return out;
   }
 
   /**
@@ -547,6 +558,18 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
       for (const s of this.sessions) await s.release();
     });
   }
+}
+
+/**
+ * The name of CLIP's penultimate hidden state (transformers' `hidden_states[-2]`, what SDXL and
+ * SD3 condition on): `hidden_states.{n-1}` of the graph's `hidden_states.{0..n}` outputs.
+ */
+export function penultimateHiddenState(te: TextEncoderComponent): string {
+  const idx = te.session.outputNames.map((n) => /^hidden_states\.(\d+)$/.exec(n)).filter((m) => m).map((m) => Number(m![1]));
+  if (idx.length < 2) {
+    throw new ModelFormatError('COMPONENT_IO', `the ${te.name} graph gives no hidden_states.{i} outputs (it gives ${te.session.outputNames.join(', ')}); convert it again with smash convert`);
+  }
+  return `hidden_states.${Math.max(...idx) - 1}`;
 }
 
 /** A tokenizer's model_max_length, or CLIP's 77 where the tokenizer sets none. */

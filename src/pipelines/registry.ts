@@ -2,8 +2,9 @@
 import type { PipelineDescription } from './description.js';
 import { FluxPipeline } from './flux.js';
 import { StableDiffusionPipeline } from './stable-diffusion.js';
+import { StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
 
-export type Pipeline = StableDiffusionPipeline | FluxPipeline;
+export type Pipeline = StableDiffusionPipeline | StableDiffusionXLPipeline | FluxPipeline;
 
 /** In this order an ONNX folder without model_index.json is recognised by its denoiser folder. */
-export const PIPELINE_DESCRIPTIONS: readonly PipelineDescription<Pipeline>[] = [FluxPipeline.description, StableDiffusionPipeline.description];
+export const PIPELINE_DESCRIPTIONS: readonly PipelineDescription<Pipeline>[] = [FluxPipeline.description, StableDiffusionPipeline.description, StableDiffusionXLPipeline.description];

@@ -16,10 +16,13 @@ import {
 } from './pipeline.js';
 
 /** CLIP last_hidden_state rows per image: the conditioning, and the unconditional one under CFG. */
-interface SdEmbeds {
+export interface SdEmbeds {
   cond: Float32Array;
   uncond?: Float32Array;
   seqLen: number;
+  /** SDXL: the pooled text embeddings (text_embeds) per image, and the unconditional ones under CFG */
+  pooled?: Float32Array;
+  uncondPooled?: Float32Array;
 }
 
 export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbeds> {
@@ -44,7 +47,7 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
     create: (source, scheduler, c, sessions, onWarning) => new StableDiffusionPipeline(source, scheduler, c, sessions, onWarning),
   };
 
-  readonly className = 'StableDiffusionPipeline';
+  readonly className: string = 'StableDiffusionPipeline';
   readonly crossAttentionDim: number;
   /** LCM-style UNets take a guidance-scale embedding instead of CFG */
   readonly timeCondDim: number | undefined;
@@ -98,6 +101,11 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
     return { cond, uncond, seqLen };
   }
 
+  /** UNet inputs besides the text context that stay fixed for a generation (SDXL: text_embeds, time_ids); `B` images per branch. */
+  protected addedConditions(_plan: PlanBase, _e: SdEmbeds, _branch: Branch, _B: number): Record<string, HostTensor> {
+    return {};
+  }
+
   protected prepareDenoising(plan: PlanBase, e: SdEmbeds, scheduler: Scheduler, generator: Generator): Denoising {
     const noise = this.initialNoise(plan, generator);
     const latents = noise.data;
@@ -108,9 +116,10 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
     const context = (b: number, data: Float32Array) => hostF32([b, e.seqLen, D], data);
     // the feeds that stay the same for the whole generation, adapted once per branch
     const fixed = (branch: Branch): DenoiserFeeds => {
-      if (branch === 'cfg') return this.denoiser.prepare({ encoder_hidden_states: context(2 * B, concat(e.uncond!, e.cond)) });
-      if (branch === 'uncond') return this.denoiser.prepare({ encoder_hidden_states: context(B, e.uncond!) });
-      const cond: Record<string, HostTensor> = { encoder_hidden_states: context(B, e.cond) };
+      const added = this.addedConditions(plan, e, branch, B);
+      if (branch === 'cfg') return this.denoiser.prepare({ encoder_hidden_states: context(2 * B, concat(e.uncond!, e.cond)), ...added });
+      if (branch === 'uncond') return this.denoiser.prepare({ encoder_hidden_states: context(B, e.uncond!), ...added });
+      const cond: Record<string, HostTensor> = { encoder_hidden_states: context(B, e.cond), ...added };
       if (this.timeCondDim !== undefined) cond.timestep_cond = hostF32([B, this.timeCondDim], guidanceScaleEmbedding(plan.guidance - 1, this.timeCondDim, B));
       return this.denoiser.prepare(cond);
     };
