@@ -2,9 +2,12 @@
 import type { PipelineDescription } from './description.js';
 import { FluxPipeline } from './flux.js';
 import { StableDiffusionPipeline } from './stable-diffusion.js';
+import { StableDiffusion3Pipeline } from './stable-diffusion-3.js';
 import { StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
 
-export type Pipeline = StableDiffusionPipeline | StableDiffusionXLPipeline | FluxPipeline;
+export type Pipeline = StableDiffusionPipeline | StableDiffusionXLPipeline | StableDiffusion3Pipeline | FluxPipeline;
 
 /** In this order an ONNX folder without model_index.json is recognised by its denoiser folder. */
-export const PIPELINE_DESCRIPTIONS: readonly PipelineDescription<Pipeline>[] = [FluxPipeline.description, StableDiffusionPipeline.description, StableDiffusionXLPipeline.description];
+export const PIPELINE_DESCRIPTIONS: readonly PipelineDescription<Pipeline>[] = [
+  FluxPipeline.description, StableDiffusionPipeline.description, StableDiffusionXLPipeline.description, StableDiffusion3Pipeline.description,
+];
