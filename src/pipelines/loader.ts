@@ -218,6 +218,7 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
       config: plan.vaeConfig,
       scalingFactor: typeof plan.vaeConfig.scaling_factor === 'number' ? plan.vaeConfig.scaling_factor : 0.18215,
       shiftFactor: typeof plan.vaeConfig.shift_factor === 'number' ? plan.vaeConfig.shift_factor : 0,
+      encoder: vaeEncoder(join(onnxDir, 'vae_encoder', 'model.onnx'), opts, so, sessions),
     };
     const textEncoders = new Map<string, TextEncoderComponent>();
     for (const e of plan.encoders) {
@@ -233,6 +234,28 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
     for (const s of sessions) await s.release().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * The VAE encoder (image-to-image only), opened on first use so that text-to-image loads stay as
+ * they were; `transform` applies to it as to every graph, and its session is released with the rest.
+ */
+function vaeEncoder(file: string, opts: LoadPipelineOptions, so: SessionOptions, sessions: Session[]): (() => Promise<Session>) | undefined {
+  if (!existsSync(file)) return undefined;
+  let opened: Promise<Session> | undefined;
+  return () => {
+    opened ??= (async () => {
+      const source = opts.transform ? await opts.transform('vae_encoder', loadModel(file)) : file;
+      const s = await Session.create(source, so);
+      sessions.push(s);
+      if (!s.inputNames.includes('sample') || !['latent_parameters', 'latent_sample'].some((o) => s.outputNames.includes(o))) {
+        throw new ModelFormatError('COMPONENT_IO', `the vae_encoder graph must take 'sample' and give 'latent_parameters' or 'latent_sample' (it has ${s.inputNames.join(', ')} -> ${s.outputNames.join(', ')})`, { file });
+      }
+      return s;
+    })();
+    opened.catch(() => { opened = undefined; });
+    return opened;
+  };
 }
 
 /** A graph must take the inputs its pipeline feeds and give one of the outputs it reads. */

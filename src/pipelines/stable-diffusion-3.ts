@@ -80,6 +80,7 @@ export class StableDiffusion3Pipeline extends DiffusionPipeline<Sd3Plan, Sd3Embe
   readonly textEncoder2?: TextEncoderComponent;
   readonly textEncoder3?: TextEncoderComponent;
   cfgMode: CfgMode = 'batched';
+  protected override defaultStrength = 0.6; // StableDiffusion3Img2ImgPipeline's
 
   constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
     super(source, scheduler, c, sessions, onWarning, { patchSize: 1, defaultSampleSize: Number(c.denoiserConfig.sample_size ?? 128) });
@@ -129,7 +130,7 @@ export class StableDiffusion3Pipeline extends DiffusionPipeline<Sd3Plan, Sd3Embe
     const p = this.transformerPatchSize;
     // newer SD3 configs may shift by resolution, as Flux does
     const schedule = this.planSchedule(o, c.steps, (s): SetTimestepsOptions => (s.config.use_dynamic_shifting ? { mu: calculateShift((h / p) * (w / p), s.config) } : {}));
-    return { ...c, negatives, cfg, t5Length, maxSequenceLength: o.promptEmbeds ? undefined : t5Length, ...schedule };
+    return { ...c, negatives, cfg, t5Length, maxSequenceLength: o.promptEmbeds ? undefined : t5Length, ...schedule, image: this.planImage(c, schedule.timesteps) };
   }
 
   protected async encodePrompt(plan: Sd3Plan): Promise<Sd3Embeds> {
@@ -172,8 +173,8 @@ export class StableDiffusion3Pipeline extends DiffusionPipeline<Sd3Plan, Sd3Embe
     return { seq, pooled: concatFeatures(l.pooled, g.pooled, B), seqLen };
   }
 
-  protected prepareDenoising(plan: Sd3Plan, e: Sd3Embeds, _scheduler: Scheduler, generator: Generator): Denoising {
-    const noise = this.initialNoise(plan, generator);
+  protected prepareDenoising(plan: Sd3Plan, e: Sd3Embeds, scheduler: Scheduler, generator: Generator): Denoising {
+    const noise = this.initialLatents(plan, scheduler, generator, false);
     const [B, C, h, w] = noise.dims as [number, number, number, number];
     const D = this.jointAttentionDim;
     const P = this.pooledProjectionDim;

@@ -53,6 +53,7 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
 
   override readonly className: string = 'StableDiffusionXLPipeline';
   readonly textEncoder2?: TextEncoderComponent;
+  protected override defaultStrength = 0.3; // StableDiffusionXLImg2ImgPipeline's
   /** the width of the UNet's `text_embeds` (text_encoder_2's projection_dim) */
   readonly pooledDim: number;
   /** model_index.json's force_zeros_for_empty_prompt: zero negative embeddings when no negative prompt is given */

@@ -86,7 +86,8 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
       throw badOption(c.prompts ? 'prompt' : 'negativePromptEmbeds', 'this pipeline has no text_encoder/tokenizer: pass promptEmbeds (and negativePromptEmbeds for guidance > 1)');
     }
     this.checkLatents(c);
-    return { ...c, negatives, cfg, ...this.planSchedule(o, c.steps) };
+    const schedule = this.planSchedule(o, c.steps);
+    return { ...c, negatives, cfg, ...schedule, image: this.planImage(c, schedule.timesteps) };
   }
 
   protected async encodePrompt(plan: PlanBase): Promise<SdEmbeds> {
@@ -107,10 +108,8 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
   }
 
   protected prepareDenoising(plan: PlanBase, e: SdEmbeds, scheduler: Scheduler, generator: Generator): Denoising {
-    const noise = this.initialNoise(plan, generator);
+    const noise = this.initialLatents(plan, scheduler, generator, true);
     const latents = noise.data;
-    const sigma0 = Math.fround(scheduler.initNoiseSigma);
-    if (sigma0 !== 1) for (let i = 0; i < latents.length; i++) latents[i] = Math.fround(latents[i]! * sigma0);
     const [B, C, h, w] = noise.dims as [number, number, number, number];
     const D = this.crossAttentionDim;
     const context = (b: number, data: Float32Array) => hostF32([b, e.seqLen, D], data);

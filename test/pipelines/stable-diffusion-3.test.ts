@@ -128,3 +128,11 @@ describe('StableDiffusion3Pipeline', () => {
     await assert.rejects(noT5.generate({ prompt: 'a fox', maxSequenceLength: 513 }), (e: unknown) => e instanceof ConfigError && e.key === 'maxSequenceLength');
   });
 });
+
+test('SD3 image-to-image: scale_noise at the start step, the start index from the strength', async () => {
+  const image = (await noT5.generate({ prompt: 'a fox', steps: 2, width: 16, height: 16, seed: 1, maxSequenceLength: 4 })).images;
+  const r = await noT5.generate({ prompt: 'a fox', steps: 10, seed: 2, maxSequenceLength: 4, image, strength: 0.35 });
+  assert.equal(r.settings.startIndex, 7); // int(3.5) = 3 steps
+  assert.deepEqual(r.images.dims, [1, 3, 16, 16]);
+  await assert.rejects(noT5.generate({ prompt: 'a fox', steps: 10, image, strength: 0.05 }), (e: unknown) => e instanceof ConfigError && e.key === 'strength');
+});

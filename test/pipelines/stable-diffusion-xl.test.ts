@@ -114,3 +114,11 @@ describe('StableDiffusionXLPipeline', () => {
     await assert.rejects(pipe.generate({ ...opts, promptEmbeds: { dims: [1, 77, 64], data: new Float32Array(77 * 64) }, pooledPromptEmbeds: { dims: [1, 31], data: new Float32Array(31) } }), (e: unknown) => e instanceof ConfigError && e.key === 'pooledPromptEmbeds');
   });
 });
+
+test('SDXL image-to-image: default strength 0.3 (diffusers\' StableDiffusionXLImg2ImgPipeline)', async () => {
+  const image = (await pipe.generate({ prompt: 'a cat', steps: 2, width: 32, height: 32, seed: 1 })).images;
+  const r = await pipe.generate({ prompt: 'a cat', steps: 10, seed: 2, image });
+  assert.equal(r.settings.strength, 0.3);
+  assert.equal(r.settings.startIndex, 7);
+  assert.equal(r.settings.width, 32);
+});
