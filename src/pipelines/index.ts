@@ -15,6 +15,7 @@ export { PIPELINE_DESCRIPTIONS } from './registry.js';
 export { StableDiffusionPipeline } from './stable-diffusion.js';
 export { StableDiffusionXLPipeline } from './stable-diffusion-xl.js';
 export { StableDiffusion3Pipeline } from './stable-diffusion-3.js';
+export { LatentConsistencyModelPipeline } from './latent-consistency.js';
 export { FluxPipeline, packLatents, unpackLatents, latentImageIds } from './flux.js';
 export { denormalize, encodePng, readPng, writePng } from './image.js';
 export { readLatentsFile, readPromptEmbedsFile, readTensorsFile, writeTensorsFile } from './embeddings-io.js';

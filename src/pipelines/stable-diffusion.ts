@@ -54,6 +54,9 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
   readonly textEncoder?: TextEncoderComponent;
   /** How CFG runs when a call does not say (generate's `cfgMode`): one batched call, or one per branch. */
   cfgMode: CfgMode = 'batched';
+  /** steps and guidance scale when a call gives none (diffusers' __call__ defaults) */
+  protected defaultSteps = 50;
+  protected defaultGuidance = 7.5;
 
   constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
     super(source, scheduler, c, sessions, onWarning, { patchSize: StableDiffusionPipeline.description.patchSize, defaultSampleSize: Number(c.denoiserConfig.sample_size ?? 64) });
@@ -68,7 +71,7 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
     if (o.maxSequenceLength !== undefined) throw badOption('maxSequenceLength', 'applies to Flux (T5) only; CLIP takes 77 tokens');
     if (o.cfgMode !== undefined && o.cfgMode !== 'batched' && o.cfgMode !== 'split') throw badOption('cfgMode', `must be 'batched' or 'split', got ${JSON.stringify(o.cfgMode)}`);
     const c = this.planCommon(o, {
-      steps: 50, guidance: 7.5, embedsWidth: this.crossAttentionDim,
+      steps: this.defaultSteps, guidance: this.defaultGuidance, embedsWidth: this.crossAttentionDim,
       embedsWhat: 'batch, sequence, the UNet cross_attention_dim', noPrompt: 'give a prompt or promptEmbeds',
     });
     const cfg = c.guidance > 1 && this.timeCondDim === undefined ? (o.cfgMode ?? this.cfgMode) : null;
