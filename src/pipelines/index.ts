@@ -1,6 +1,7 @@
 /** Text-to-image pipelines: loading, generation, image and tensor I/O. */
 export { loadPipeline, inspectPipelineFolder, type LoadPipelineOptions, type Pipeline } from './loader.js';
 export { cacheKey, cacheRoot, ensureConverted, packageVersion } from './cache.js';
+export { downloadPipeline, hubCacheDir, isRepoId, type HubOptions } from './hub.js';
 export { clearCache, listCache, type CacheEntry, type ClearOptions } from './cache-admin.js';
 export {
   DiffusionPipeline,

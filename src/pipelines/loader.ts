@@ -16,6 +16,7 @@ import { Session, type SessionOptions } from '../runtime/session.js';
 import { parseConfigJson } from '../schedulers/index.js';
 import { loadTokenizer } from '../tokenizers/index.js';
 import { ensureConverted } from './cache.js';
+import { downloadPipeline, isRepoId, type HubOptions } from './hub.js';
 import { readGenerationDefaults } from './defaults.js';
 import { SessionDenoiser } from './denoiser.js';
 import { checkLatentChannels, componentOf, type PipelineComponent, type PipelineDescription } from './description.js';
@@ -45,6 +46,8 @@ export interface LoadPipelineOptions {
    * (`unet`, `transformer`, `vae_decoder`, `text_encoder`, ...); the returned model is what runs.
    */
   transform?: (component: string, model: Model) => Model | Promise<Model>;
+  /** a Hub repository id (`owner/repo`, when no such local folder exists): revision, token, endpoint, cache (see hub/download.ts) */
+  hub?: HubOptions;
 }
 
 type Layout = 'onnx' | 'diffusers';
@@ -185,8 +188,10 @@ export function inspectPipelineFolder(dir: string): Plan {
  * ONNX folder is loaded as it is. One onnxruntime session per component, created here.
  */
 export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}): Promise<Pipeline> {
-  const plan = inspectPipelineFolder(dir);
   const onWarning = opts.onWarning ?? ((m: string) => process.emitWarning(m));
+  // `owner/repo` that is no local folder: the Hub (downloaded once into its cache)
+  if (isRepoId(dir) && !existsSync(dir)) dir = await downloadPipeline(dir, { ...opts.hub, variant: opts.variant, onWarning });
+  const plan = inspectPipelineFolder(dir);
   let onnxDir = plan.root;
   let cacheKey: string | undefined;
   let converted: boolean | undefined;

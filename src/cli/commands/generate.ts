@@ -10,6 +10,7 @@ import { readPng, writePng } from '../../pipelines/image.js';
 import { readGenerationDefaults } from '../../pipelines/defaults.js';
 import { checkGenerationMemory, checkSide } from '../../pipelines/limits.js';
 import { inspectPipelineFolder } from '../../pipelines/loader.js';
+import { downloadPipeline, isRepoId } from '../../pipelines/hub.js';
 import { SmashConfig } from '../../smash/config.js';
 import { loadPipeline, smash } from '../../smash/smash.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
@@ -42,6 +43,7 @@ interface GenerateCliOptions {
   provider: string;
   threads?: string;
   variant?: string;
+  revision?: string;
 }
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
@@ -102,6 +104,7 @@ export function registerGenerate(p: Command) {
     .option('--force', 'overwrite existing output files')
     .option('--provider <name>', `execution provider: ${PROVIDERS.join(', ')}`, 'cpu')
     .option('--threads <n>', 'intra-op threads (default: onnxruntime\'s)')
+    .option('--revision <rev>', 'for a Hub repository id (owner/repo): branch, tag or commit (default main)')
     .option('--variant <name>', 'checkpoint variant of a diffusers folder, e.g. fp16 for *.fp16.safetensors (default: the only one present, else none)')
     .option('--config <smash.json>', 'smash the pipeline in memory with this SmashConfig before generating')
     .action(async (o: GenerateCliOptions) => {
@@ -161,6 +164,15 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   }
   // an invalid SmashConfig fails before any work
   const smashConfig = o.config ? SmashConfig.fromFile(o.config) : undefined;
+  // a Hub repository id: its files into the Hub cache first (resumed, or found there)
+  if (isRepoId(o.model) && !existsSync(o.model)) {
+    const dl = progressBars();
+    try {
+      o.model = await downloadPipeline(o.model, { revision: o.revision, variant: o.variant, onWarning: warner(), onProgress: (f, d, t) => dl.update(`download ${f}`, d, t, 'bytes') });
+    } finally {
+      dl.stop();
+    }
+  } else if (o.revision !== undefined) throw new ConfigError('BAD_OPTION', `--revision applies to Hub repository ids (owner/repo); ${o.model} is a local folder`, 'revision');
   // size checks need only the configs: fail before a first-load conversion
   const folder = inspectPipelineFolder(o.model);
   const multiple = folder.sizeMultiple;
