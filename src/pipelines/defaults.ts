@@ -39,6 +39,8 @@ export function readGenerationDefaults(dir: string): GenerationDefaults {
 export function withDefaults(opts: GenerateOptions, defaults: GenerationDefaults): GenerateOptions {
   const merged: GenerateOptions = { ...opts };
   for (const [k, v] of Object.entries(defaults)) {
+    // image-to-image takes its size from the image
+    if (opts.image !== undefined && (k === 'width' || k === 'height')) continue;
     if (merged[k as keyof GenerationDefaults] === undefined) (merged as Record<string, unknown>)[k] = v;
   }
   return merged;

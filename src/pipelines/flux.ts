@@ -64,6 +64,7 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
   };
 
   readonly className = 'FluxPipeline';
+  protected override defaultStrength = 0.6; // FluxImg2ImgPipeline's
   readonly jointAttentionDim: number;
   readonly pooledProjectionDim: number;
   /** true for dev-style transformers (a `guidance` graph input) */
@@ -107,7 +108,7 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
       mu = calculateShift((h / 2) * (w / 2), s.config);
       return fluxScheduleOptions(s, c.steps, mu);
     });
-    return { ...c, negatives: null, cfg: null, t5Length, maxSequenceLength: o.promptEmbeds ? undefined : t5Length, mu, ...schedule };
+    return { ...c, negatives: null, cfg: null, t5Length, maxSequenceLength: o.promptEmbeds ? undefined : t5Length, mu, ...schedule, image: this.planImage(c, schedule.timesteps) };
   }
 
   protected async encodePrompt(plan: FluxPlan): Promise<FluxEmbeds> {
@@ -120,8 +121,8 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
     return { seqLen: plan.t5Length, seq, pooled };
   }
 
-  protected prepareDenoising(plan: FluxPlan, e: FluxEmbeds, _scheduler: Scheduler, generator: Generator): Denoising {
-    const noise = this.initialNoise(plan, generator);
+  protected prepareDenoising(plan: FluxPlan, e: FluxEmbeds, scheduler: Scheduler, generator: Generator): Denoising {
+    const noise = this.initialLatents(plan, scheduler, generator, false);
     const [B, C, h, w] = noise.dims as [number, number, number, number];
     const N = (h / 2) * (w / 2);
     const S = e.seqLen;

@@ -16,6 +16,7 @@ import { Session, type SessionOptions } from '../runtime/session.js';
 import { parseConfigJson } from '../schedulers/index.js';
 import { loadTokenizer } from '../tokenizers/index.js';
 import { ensureConverted } from './cache.js';
+import { downloadPipeline, isRepoId, type HubOptions } from './hub.js';
 import { readGenerationDefaults } from './defaults.js';
 import { SessionDenoiser } from './denoiser.js';
 import { checkLatentChannels, componentOf, type PipelineComponent, type PipelineDescription } from './description.js';
@@ -45,6 +46,8 @@ export interface LoadPipelineOptions {
    * (`unet`, `transformer`, `vae_decoder`, `text_encoder`, ...); the returned model is what runs.
    */
   transform?: (component: string, model: Model) => Model | Promise<Model>;
+  /** a Hub repository id (`owner/repo`, when no such local folder exists): revision, token, endpoint, cache (see hub/download.ts) */
+  hub?: HubOptions;
 }
 
 type Layout = 'onnx' | 'diffusers';
@@ -185,8 +188,10 @@ export function inspectPipelineFolder(dir: string): Plan {
  * ONNX folder is loaded as it is. One onnxruntime session per component, created here.
  */
 export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}): Promise<Pipeline> {
-  const plan = inspectPipelineFolder(dir);
   const onWarning = opts.onWarning ?? ((m: string) => process.emitWarning(m));
+  // `owner/repo` that is no local folder: the Hub (downloaded once into its cache)
+  if (isRepoId(dir) && !existsSync(dir)) dir = await downloadPipeline(dir, { ...opts.hub, variant: opts.variant, onWarning });
+  const plan = inspectPipelineFolder(dir);
   let onnxDir = plan.root;
   let cacheKey: string | undefined;
   let converted: boolean | undefined;
@@ -218,6 +223,7 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
       config: plan.vaeConfig,
       scalingFactor: typeof plan.vaeConfig.scaling_factor === 'number' ? plan.vaeConfig.scaling_factor : 0.18215,
       shiftFactor: typeof plan.vaeConfig.shift_factor === 'number' ? plan.vaeConfig.shift_factor : 0,
+      encoder: vaeEncoder(join(onnxDir, 'vae_encoder', 'model.onnx'), opts, so, sessions),
     };
     const textEncoders = new Map<string, TextEncoderComponent>();
     for (const e of plan.encoders) {
@@ -233,6 +239,28 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
     for (const s of sessions) await s.release().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * The VAE encoder (image-to-image only), opened on first use so that text-to-image loads stay as
+ * they were; `transform` applies to it as to every graph, and its session is released with the rest.
+ */
+function vaeEncoder(file: string, opts: LoadPipelineOptions, so: SessionOptions, sessions: Session[]): (() => Promise<Session>) | undefined {
+  if (!existsSync(file)) return undefined;
+  let opened: Promise<Session> | undefined;
+  return () => {
+    opened ??= (async () => {
+      const source = opts.transform ? await opts.transform('vae_encoder', loadModel(file)) : file;
+      const s = await Session.create(source, so);
+      sessions.push(s);
+      if (!s.inputNames.includes('sample') || !['latent_parameters', 'latent_sample'].some((o) => s.outputNames.includes(o))) {
+        throw new ModelFormatError('COMPONENT_IO', `the vae_encoder graph must take 'sample' and give 'latent_parameters' or 'latent_sample' (it has ${s.inputNames.join(', ')} -> ${s.outputNames.join(', ')})`, { file });
+      }
+      return s;
+    })();
+    opened.catch(() => { opened = undefined; });
+    return opened;
+  };
 }
 
 /** A graph must take the inputs its pipeline feeds and give one of the outputs it reads. */

@@ -55,14 +55,23 @@ export interface GenerateOptions {
   scheduler?: string | Record<string, unknown>;
   /** Flux: T5 tokens (default 512, at most 512) */
   maxSequenceLength?: number;
-  /** initial noise, unpacked NCHW [batch, C, h, w], before any scheduler scaling (diffusers' `latents`) */
+  /** initial noise, unpacked NCHW [batch, C, h, w], before any scheduler scaling (diffusers' `latents`); with `image`, the noise added to the encoded image */
   latents?: FloatTensor;
+  /**
+   * Image-to-image: the starting picture, [1 or prompts, 3, H, W] in [0, 1] (what `readPng` and
+   * `generate` give); H and W are the default height and width. Needs the VAE encoder.
+   */
+  image?: FloatTensor;
+  /** Image-to-image: how much of the schedule runs, in (0, 1] (diffusers' `strength`; default per pipeline) */
+  strength?: number;
   /** [batch, seq, dim]; replaces `prompt` */
   promptEmbeds?: FloatTensor;
   /** SD: [batch, seq, dim], same shape as promptEmbeds */
   negativePromptEmbeds?: FloatTensor;
-  /** Flux: [batch, dim], required with promptEmbeds */
+  /** Flux, SDXL, SD3: [batch, dim], required with promptEmbeds */
   pooledPromptEmbeds?: FloatTensor;
+  /** SDXL, SD3: [batch, dim], with negativePromptEmbeds */
+  negativePooledPromptEmbeds?: FloatTensor;
   signal?: AbortSignal;
   onStep?: (info: StepInfo) => void | Promise<void>;
 }
@@ -95,6 +104,9 @@ export interface GenerationSettings {
   mu?: number;
   latentsGiven: boolean;
   promptEmbedsGiven: boolean;
+  /** image-to-image: the strength, and the index into `timesteps` where denoising began */
+  strength?: number;
+  startIndex?: number;
 }
 
 export interface GenerateResult {
@@ -282,6 +294,8 @@ export interface VaeDecoderComponent {
   config: Record<string, unknown>;
   scalingFactor: number;
   shiftFactor: number;
+  /** the VAE encoder's session (image-to-image), opened on first use; undefined when the folder has none */
+  encoder?: () => Promise<Session>;
 }
 
 /** Where a pipeline came from. */
@@ -319,6 +333,8 @@ export interface PlanBase {
   timesteps: number[];
   maxSequenceLength?: number;
   mu?: number;
+  /** image-to-image: the checked image and strength, and the first step index (diffusers' t_start) */
+  image?: { tensor: FloatTensor; strength: number; startIndex: number };
 }
 
 /** The options every pipeline checks alike (size, steps, seed, prompt or embeddings), resolved. */
@@ -413,14 +429,19 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
 
     const scheduler = makeScheduler(plan.scheduler);
     scheduler.setTimesteps(plan.steps, plan.schedule);
+    const start = plan.image?.startIndex ?? 0;
+    if (start > 0) scheduler.setBeginIndex(start);
     const generator = new Generator(plan.seed);
+    // image-to-image: the encoded picture (its VAE sample drawn before the noise, as diffusers does)
+    if (plan.image) this.imageLatents = await this.encodeImage(plan, generator);
     const T = scheduler.timesteps.length;
     const signature: GenerationSignature = { batch: plan.batch * plan.n, width: plan.width, height: plan.height, steps: T, cfg: plan.cfg };
     this.denoiser.reset(signature);
     const run = this.prepareDenoising(plan, embeds, scheduler, generator);
+    this.imageLatents = undefined;
     let latents = run.latents;
     const stepsMs: number[] = [];
-    for (let i = 0; i < T; i++) {
+    for (let i = start; i < T; i++) {
       const ts = performance.now();
       const timestep = scheduler.timesteps[i]!;
       const step: StepContext = { stepIndex: i, numSteps: T, timestep, sigma: scheduler.sigmas?.[i], signature };
@@ -457,6 +478,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
         ...(plan.mu !== undefined ? { mu: plan.mu } : {}),
         latentsGiven: !!o.latents,
         promptEmbedsGiven: !!o.promptEmbeds,
+        ...(plan.image ? { strength: plan.image.strength, startIndex: plan.image.startIndex } : {}),
       },
       timings: { totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs },
       ...(isReporting(this.denoiser) ? { cache: this.denoiser.cacheReport() } : {}),
@@ -471,8 +493,10 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
     const steps = checkInt('steps', o.steps ?? d.steps, 1);
     const guidance = checkNonNegative('guidanceScale', o.guidanceScale ?? d.guidance);
     const why = `the pipeline's vae_scale_factor`;
-    const width = checkSize('width', o.width ?? this.defaultSize.width, this.sizeMultiple, why);
-    const height = checkSize('height', o.height ?? this.defaultSize.height, this.sizeMultiple, why);
+    if (o.image !== undefined) checkTensor('image', o.image, [null, 3, null, null], 'images, RGB, height, width');
+    if (o.strength !== undefined && o.image === undefined) throw badOption('strength', 'applies to image-to-image only: give an image too');
+    const width = checkSize('width', o.width ?? o.image?.dims[3] ?? this.defaultSize.width, this.sizeMultiple, why);
+    const height = checkSize('height', o.height ?? o.image?.dims[2] ?? this.defaultSize.height, this.sizeMultiple, why);
     const n = checkInt('numImagesPerPrompt', o.numImagesPerPrompt ?? 1, 1, 4096);
     const seed = checkSeed(o.seed);
     let prompts: string[] | null = null;
@@ -486,6 +510,83 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
       batch = prompts.length;
     }
     return { opts: o, prompts, batch, n, steps, guidance, width, height, seed };
+  }
+
+  /** Image-to-image strength when a call gives none (diffusers' img2img pipelines' defaults). */
+  protected defaultStrength = 0.8;
+  /** the encoded image of the running image-to-image call, for initialLatents */
+  private imageLatents?: Float32Array;
+
+  /**
+   * Checks the `image` and `strength` options against the call's size and prompts and applies
+   * diffusers' rule: init_timestep = min(int(steps × strength), steps), the loop starts at
+   * steps − init_timestep; a strength that leaves no step is refused. `timesteps`: the schedule.
+   */
+  protected planImage(c: CommonPlan, timesteps: readonly number[]): PlanBase['image'] {
+    const o = c.opts;
+    if (o.image === undefined) return undefined;
+    if (!this.vae.encoder) throw badOption('image', 'this pipeline folder has no VAE encoder (vae_encoder/model.onnx): image-to-image needs it', 'VAE_ENCODER_MISSING');
+    const t = checkTensor('image', o.image, [null, 3, c.height, c.width], 'images, RGB, the call\'s height and width (no resizing)');
+    if (t.dims[0] !== 1 && t.dims[0] !== c.batch) throw badOption('image', `has ${t.dims[0]} images for ${c.batch} prompts: give 1 or one per prompt`, 'BAD_SHAPE');
+    if (t.data.some((v) => v < 0 || v > 1)) throw badOption('image', 'values must lie in [0, 1]');
+    const strength = o.strength ?? this.defaultStrength;
+    if (typeof strength !== 'number' || !Number.isFinite(strength) || strength < 0 || strength > 1) throw badOption('strength', `must be a number in [0, 1], got ${JSON.stringify(strength)}`);
+    const initTimestep = Math.min(Math.floor(c.steps * strength), c.steps);
+    const startIndex = Math.max(c.steps - initTimestep, 0);
+    if (initTimestep < 1 || startIndex >= timesteps.length) {
+      throw badOption('strength', `${strength} with ${c.steps} steps leaves no denoising step (int(steps × strength) = ${initTimestep}): raise strength or steps`);
+    }
+    return { tensor: t, strength, startIndex };
+  }
+
+  /**
+   * The image's latents, [B, C, h, w] with B the call's images: the VAE encoder on 2x − 1, a
+   * sample of its distribution (mean + exp(logvar / 2) · noise; an encoder that samples inside
+   * the graph gives `latent_sample`), then (z − shift_factor) × scaling_factor.
+   */
+  protected async encodeImage(plan: PlanBase, generator: Generator): Promise<Float32Array> {
+    const img = plan.image!.tensor;
+    const [rows, , H, W] = img.dims as [number, number, number, number];
+    const x = new Float32Array(img.data.length);
+    for (let i = 0; i < x.length; i++) x[i] = Math.fround(Math.fround(2 * img.data[i]!) - 1);
+    const session = await this.vae.encoder!();
+    this.encoderRuns++;
+    const out = session.outputNames.includes('latent_parameters') ? 'latent_parameters' : 'latent_sample';
+    const r = (await session.run({ sample: hostF32([rows, 3, H, W], x) }, [out])).outputs[out]!;
+    const p = asF32(r, 'vae_encoder');
+    const C = this.latentChannels;
+    const plane = (H / this.vaeScale) * (W / this.vaeScale);
+    let z: Float32Array;
+    if (out === 'latent_sample') z = p;
+    else {
+      z = new Float32Array(rows * C * plane);
+      const eps = generator.randn(z.length);
+      for (let b = 0; b < rows; b++) {
+        for (let k = 0; k < C * plane; k++) {
+          const mean = p[b * 2 * C * plane + k]!;
+          const logvar = Math.min(Math.max(p[b * 2 * C * plane + C * plane + k]!, -30), 20); // diffusers clamps
+          z[b * C * plane + k] = Math.fround(mean + Math.fround(Math.fround(Math.exp(0.5 * logvar)) * eps[b * C * plane + k]!));
+        }
+      }
+    }
+    const sf = Math.fround(this.vae.scalingFactor);
+    const sh = Math.fround(this.vae.shiftFactor);
+    for (let i = 0; i < z.length; i++) z[i] = Math.fround(Math.fround(z[i]! - sh) * sf);
+    // one image for every prompt, or one per prompt; then each repeated per image (diffusers' order)
+    return repeatRows(rows === 1 ? repeatRows(z, 1, plan.batch) : z, plan.batch, plan.n);
+  }
+
+  /**
+   * The latents the loop starts from, unpacked NCHW: the initial noise × init_noise_sigma
+   * (`scaleBySigma`: SD's pipelines; the flow-matching ones do not), or for image-to-image the
+   * encoded image noised to the first step's level (add_noise / scale_noise).
+   */
+  protected initialLatents(plan: P, scheduler: Scheduler, generator: Generator, scaleBySigma: boolean): { data: Float32Array; dims: number[] } {
+    const noise = this.initialNoise(plan, generator);
+    if (this.imageLatents) return { data: scheduler.addNoise(this.imageLatents, noise.data, plan.image!.startIndex), dims: noise.dims };
+    const sigma0 = Math.fround(scheduler.initNoiseSigma);
+    if (scaleBySigma && sigma0 !== 1) for (let i = 0; i < noise.data.length; i++) noise.data[i] = Math.fround(noise.data[i]! * sigma0);
+    return noise;
   }
 
   /** Checks the `latents` option: unpacked NCHW initial noise of the call's shape. */
@@ -526,9 +627,18 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
 
   /** One output of a text encoder for a batch of texts, padded and truncated to `maxLength` tokens. */
   protected async encodeText(te: TextEncoderComponent, texts: string[], maxLength: number, fetch: string): Promise<Float32Array> {
+    return (await this.encodeTextOutputs(te, texts, maxLength, [fetch]))[fetch]!;
+  }
+
+  /** Several outputs of one text encoder run (SDXL: a hidden state and the pooled projection). */
+  protected async encodeTextOutputs(te: TextEncoderComponent, texts: string[], maxLength: number, fetches: readonly string[]): Promise<Record<string, Float32Array>> {
     const ids: number[] = [];
     for (const t of texts) ids.push(...te.tokenizer.encode(t, { maxLength, padding: true, truncation: true, onWarning: this.onWarning }).ids);
-    return asF32(await this.runEncoder(te.session, { input_ids: i64([texts.length, maxLength], toInt64(ids)) }, fetch), te.name);
+    this.encoderRuns++;
+    const r = await te.session.run({ input_ids: i64([texts.length, maxLength], toInt64(ids)) }, fetches);
+    const out: Record<string, Float32Array> = {};
+    for (const f of fetches) out[f] = asF32(r.outputs[f]!, te.name);
+    return out;
   }
 
   /**
@@ -550,6 +660,18 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
       for (const s of this.sessions) await s.release();
     });
   }
+}
+
+/**
+ * The name of CLIP's penultimate hidden state (transformers' `hidden_states[-2]`, what SDXL and
+ * SD3 condition on): `hidden_states.{n-1}` of the graph's `hidden_states.{0..n}` outputs.
+ */
+export function penultimateHiddenState(te: TextEncoderComponent): string {
+  const idx = te.session.outputNames.map((n) => /^hidden_states\.(\d+)$/.exec(n)).filter((m) => m).map((m) => Number(m![1]));
+  if (idx.length < 2) {
+    throw new ModelFormatError('COMPONENT_IO', `the ${te.name} graph gives no hidden_states.{i} outputs (it gives ${te.session.outputNames.join(', ')}); convert it again with smash convert`);
+  }
+  return `hidden_states.${Math.max(...idx) - 1}`;
 }
 
 /** A tokenizer's model_max_length, or CLIP's 77 where the tokenizer sets none. */

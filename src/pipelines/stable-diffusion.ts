@@ -16,10 +16,13 @@ import {
 } from './pipeline.js';
 
 /** CLIP last_hidden_state rows per image: the conditioning, and the unconditional one under CFG. */
-interface SdEmbeds {
+export interface SdEmbeds {
   cond: Float32Array;
   uncond?: Float32Array;
   seqLen: number;
+  /** SDXL: the pooled text embeddings (text_embeds) per image, and the unconditional ones under CFG */
+  pooled?: Float32Array;
+  uncondPooled?: Float32Array;
 }
 
 export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbeds> {
@@ -44,13 +47,16 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
     create: (source, scheduler, c, sessions, onWarning) => new StableDiffusionPipeline(source, scheduler, c, sessions, onWarning),
   };
 
-  readonly className = 'StableDiffusionPipeline';
+  readonly className: string = 'StableDiffusionPipeline';
   readonly crossAttentionDim: number;
   /** LCM-style UNets take a guidance-scale embedding instead of CFG */
   readonly timeCondDim: number | undefined;
   readonly textEncoder?: TextEncoderComponent;
   /** How CFG runs when a call does not say (generate's `cfgMode`): one batched call, or one per branch. */
   cfgMode: CfgMode = 'batched';
+  /** steps and guidance scale when a call gives none (diffusers' __call__ defaults) */
+  protected defaultSteps = 50;
+  protected defaultGuidance = 7.5;
 
   constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
     super(source, scheduler, c, sessions, onWarning, { patchSize: StableDiffusionPipeline.description.patchSize, defaultSampleSize: Number(c.denoiserConfig.sample_size ?? 64) });
@@ -65,7 +71,7 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
     if (o.maxSequenceLength !== undefined) throw badOption('maxSequenceLength', 'applies to Flux (T5) only; CLIP takes 77 tokens');
     if (o.cfgMode !== undefined && o.cfgMode !== 'batched' && o.cfgMode !== 'split') throw badOption('cfgMode', `must be 'batched' or 'split', got ${JSON.stringify(o.cfgMode)}`);
     const c = this.planCommon(o, {
-      steps: 50, guidance: 7.5, embedsWidth: this.crossAttentionDim,
+      steps: this.defaultSteps, guidance: this.defaultGuidance, embedsWidth: this.crossAttentionDim,
       embedsWhat: 'batch, sequence, the UNet cross_attention_dim', noPrompt: 'give a prompt or promptEmbeds',
     });
     const cfg = c.guidance > 1 && this.timeCondDim === undefined ? (o.cfgMode ?? this.cfgMode) : null;
@@ -83,7 +89,8 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
       throw badOption(c.prompts ? 'prompt' : 'negativePromptEmbeds', 'this pipeline has no text_encoder/tokenizer: pass promptEmbeds (and negativePromptEmbeds for guidance > 1)');
     }
     this.checkLatents(c);
-    return { ...c, negatives, cfg, ...this.planSchedule(o, c.steps) };
+    const schedule = this.planSchedule(o, c.steps);
+    return { ...c, negatives, cfg, ...schedule, image: this.planImage(c, schedule.timesteps) };
   }
 
   protected async encodePrompt(plan: PlanBase): Promise<SdEmbeds> {
@@ -98,19 +105,23 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
     return { cond, uncond, seqLen };
   }
 
+  /** UNet inputs besides the text context that stay fixed for a generation (SDXL: text_embeds, time_ids); `B` images per branch. */
+  protected addedConditions(_plan: PlanBase, _e: SdEmbeds, _branch: Branch, _B: number): Record<string, HostTensor> {
+    return {};
+  }
+
   protected prepareDenoising(plan: PlanBase, e: SdEmbeds, scheduler: Scheduler, generator: Generator): Denoising {
-    const noise = this.initialNoise(plan, generator);
+    const noise = this.initialLatents(plan, scheduler, generator, true);
     const latents = noise.data;
-    const sigma0 = Math.fround(scheduler.initNoiseSigma);
-    if (sigma0 !== 1) for (let i = 0; i < latents.length; i++) latents[i] = Math.fround(latents[i]! * sigma0);
     const [B, C, h, w] = noise.dims as [number, number, number, number];
     const D = this.crossAttentionDim;
     const context = (b: number, data: Float32Array) => hostF32([b, e.seqLen, D], data);
     // the feeds that stay the same for the whole generation, adapted once per branch
     const fixed = (branch: Branch): DenoiserFeeds => {
-      if (branch === 'cfg') return this.denoiser.prepare({ encoder_hidden_states: context(2 * B, concat(e.uncond!, e.cond)) });
-      if (branch === 'uncond') return this.denoiser.prepare({ encoder_hidden_states: context(B, e.uncond!) });
-      const cond: Record<string, HostTensor> = { encoder_hidden_states: context(B, e.cond) };
+      const added = this.addedConditions(plan, e, branch, B);
+      if (branch === 'cfg') return this.denoiser.prepare({ encoder_hidden_states: context(2 * B, concat(e.uncond!, e.cond)), ...added });
+      if (branch === 'uncond') return this.denoiser.prepare({ encoder_hidden_states: context(B, e.uncond!), ...added });
+      const cond: Record<string, HostTensor> = { encoder_hidden_states: context(B, e.cond), ...added };
       if (this.timeCondDim !== undefined) cond.timestep_cond = hostF32([B, this.timeCondDim], guidanceScaleEmbedding(plan.guidance - 1, this.timeCondDim, B));
       return this.denoiser.prepare(cond);
     };

@@ -55,6 +55,12 @@ export class DDPMScheduler extends SchedulerBase {
     this.timesteps = Float32Array.from(spacedTimesteps(this.spacing, this.numTrain, numInferenceSteps, this.stepsOffset, true));
   }
 
+  /** add_noise: sqrt(ᾱ_t) · x + sqrt(1 − ᾱ_t) · noise at the step's timestep. */
+  protected noiseCoefficients(stepIndex: number): { a: number; b: number } {
+    const ac = this.alphasCumprod[Math.round(this.timesteps[stepIndex]!)]!;
+    return { a: Math.fround(Math.sqrt(ac)), b: Math.fround(Math.sqrt(Math.fround(1 - ac))) };
+  }
+
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, opts?: StepOptions): Float32Array {
     this.checkArgs(modelOutput, stepIndex, sample);
     const t = this.timesteps[stepIndex]!;

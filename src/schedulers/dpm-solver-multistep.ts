@@ -108,6 +108,13 @@ export class DPMSolverMultistepScheduler extends SchedulerBase {
     this.history = [];
     this.lowerOrderNums = 0;
     this.nextStep = 0;
+    this.beginIndex = 0;
+  }
+
+  /** add_noise: α_σ · x + σ_σ · noise from the step's sigma (alpha_t = 1/sqrt(σ²+1)). */
+  protected noiseCoefficients(stepIndex: number): { a: number; b: number } {
+    const { alpha, sigma } = alphaSigmaLambda(this.sigmas![stepIndex]!);
+    return { a: alpha, b: sigma };
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array): Float32Array {

@@ -58,6 +58,11 @@ export class EulerAncestralDiscreteScheduler extends SchedulerBase {
     return scaleBySigma(sample, this.sigmas![stepIndex]!);
   }
 
+  /** add_noise: x + σ · noise (latents live at the sigma scale). */
+  protected noiseCoefficients(stepIndex: number): { a: number; b: number } {
+    return { a: 1, b: this.sigmas![stepIndex]! };
+  }
+
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, opts?: StepOptions): Float32Array {
     this.checkArgs(modelOutput, stepIndex, sample);
     const sigmas = this.sigmas!;

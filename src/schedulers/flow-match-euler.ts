@@ -99,6 +99,12 @@ export class FlowMatchEulerDiscreteScheduler extends SchedulerBase {
     this.timesteps = Float32Array.from(sigmas.subarray(0, n), (s) => f32(s * T));
   }
 
+  /** scale_noise: σ · noise + (1 − σ) · x. */
+  protected noiseCoefficients(stepIndex: number): { a: number; b: number } {
+    const s = this.sigmas![stepIndex]!;
+    return { a: Math.fround(1 - s), b: s };
+  }
+
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array): Float32Array {
     this.checkArgs(modelOutput, stepIndex, sample);
     const dt = f32(this.sigmas![stepIndex + 1]! - this.sigmas![stepIndex]!);

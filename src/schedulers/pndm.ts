@@ -52,13 +52,20 @@ export class PNDMScheduler extends SchedulerBase {
     this.ets = [];
     this.curSample = null;
     this.nextStep = 0;
+    this.beginIndex = 0;
+  }
+
+  /** add_noise: sqrt(ᾱ_t) · x + sqrt(1 − ᾱ_t) · noise at the step's timestep. */
+  protected noiseCoefficients(stepIndex: number): { a: number; b: number } {
+    const ac = this.alphasCumprod[Math.round(this.timesteps[stepIndex]!)]!;
+    return { a: Math.fround(Math.sqrt(ac)), b: Math.fround(Math.sqrt(Math.fround(1 - ac))) };
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array): Float32Array {
     this.checkArgs(modelOutput, stepIndex, sample);
     this.checkOrder(stepIndex);
     const ratio = Math.floor(this.numTrain / this.numInferenceSteps);
-    const counter = stepIndex;
+    const counter = stepIndex - this.beginIndex; // diffusers' counter: steps taken
     let t = this.timesteps[stepIndex]!;
     let prev = t - ratio;
     if (counter !== 1) {

@@ -44,6 +44,13 @@ export interface Scheduler {
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array;
   /** The sample after step `stepIndex`, a new array. Multistep schedulers need steps in order. */
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, opts?: StepOptions): Float32Array;
+  /**
+   * diffusers' add_noise (scale_noise for flow matching): `original` noised to the level of step
+   * `stepIndex`, as image-to-image starts. A new array.
+   */
+  addNoise(original: Float32Array, noise: Float32Array, stepIndex: number): Float32Array;
+  /** diffusers' set_begin_index: the first step to run is `stepIndex` (image-to-image); call after setTimesteps. */
+  setBeginIndex(stepIndex: number): void;
 }
 
 /** Shared bookkeeping: schedule state and argument checks. */
@@ -68,6 +75,27 @@ export abstract class SchedulerBase implements Scheduler {
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
     this.checkIndex(stepIndex);
     return sample;
+  }
+
+  /** The first step index the loop runs (set_begin_index); multistep history starts there. */
+  protected beginIndex = 0;
+
+  setBeginIndex(stepIndex: number): void {
+    this.checkIndex(stepIndex);
+    this.beginIndex = stepIndex;
+    this.nextStep = stepIndex;
+  }
+
+  /** add_noise as `a · original + b · noise` at step `stepIndex`: each scheduler's coefficients. */
+  protected abstract noiseCoefficients(stepIndex: number): { a: number; b: number };
+
+  addNoise(original: Float32Array, noise: Float32Array, stepIndex: number): Float32Array {
+    this.checkIndex(stepIndex);
+    if (original.length !== noise.length) throw new SmashError('SCHEDULER_SHAPE', `${this.className}: addNoise got ${original.length} values and ${noise.length} noise values`);
+    const { a, b } = this.noiseCoefficients(stepIndex);
+    const out = new Float32Array(original.length);
+    for (let i = 0; i < out.length; i++) out[i] = Math.fround(Math.fround(a * original[i]!) + Math.fround(b * noise[i]!));
+    return out;
   }
 
   protected checkSteps(n: number, numTrain: number): void {

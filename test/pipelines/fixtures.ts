@@ -1,5 +1,6 @@
 /** Shared by the pipeline tests: temp folders, loop-fixture pipeline folders, fixture readers. */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRandomComponent, createRandomPipeline, resolveComponent } from '../../src/random/create-random.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensorData } from '../../src/core/tensor.js';
@@ -85,5 +86,33 @@ export function e2eOptions(name: string) {
     height: Number(md.height),
     ...(md.max_sequence_length ? { maxSequenceLength: Number(md.max_sequence_length) } : {}),
     latents: tensor(name, 'input.latents'),
+  };
+}
+
+/**
+ * A create-random pipeline (`sdxl`, `sd3`: tokenizers, scheduler, model_index.json) whose denoiser
+ * and VAE are fixture folders (symlinked) and whose text encoders are random ones of the given
+ * configs (sizes matching the fixture denoiser). Returns the folder.
+ */
+export function randomPipelineWith(dir: string, name: string, denoiser: [string, string], vae: string, encoders: Record<string, Record<string, unknown>>): string {
+  createRandomPipeline(dir, name, { widthMult: 0.05, depth: 1 });
+  rmSync(join(dir, denoiser[0]), { recursive: true, force: true });
+  symlinkSync(denoiser[1], join(dir, denoiser[0]), 'dir');
+  rmSync(join(dir, 'vae'), { recursive: true, force: true });
+  symlinkSync(vae, join(dir, 'vae'), 'dir');
+  for (const [folder, config] of Object.entries(encoders)) {
+    rmSync(join(dir, folder), { recursive: true, force: true });
+    createRandomComponent(join(dir, folder), resolveComponent({ config }), { seed: folder.length });
+  }
+  return dir;
+}
+
+/** A small CLIP text config (2 layers, `hidden` wide; `projection`: CLIPTextModelWithProjection). */
+export function tinyClip(hidden: number, projection?: number): Record<string, unknown> {
+  return {
+    architectures: [projection ? 'CLIPTextModelWithProjection' : 'CLIPTextModel'],
+    hidden_act: projection ? 'gelu' : 'quick_gelu', hidden_size: hidden, intermediate_size: 2 * hidden, layer_norm_eps: 1e-5,
+    max_position_embeddings: 77, model_type: 'clip_text_model', num_attention_heads: 2, num_hidden_layers: 2,
+    bos_token_id: 0, eos_token_id: 2, pad_token_id: 1, vocab_size: 49408, projection_dim: projection ?? hidden,
   };
 }

@@ -112,7 +112,7 @@ describe('folder checks (before conversion or sessions)', () => {
 
   test('an unsupported pipeline class', () => {
     const d = fresh();
-    writeFileSync(join(d, 'model_index.json'), JSON.stringify({ _class_name: 'StableDiffusionXLPipeline' }));
+    writeFileSync(join(d, 'model_index.json'), JSON.stringify({ _class_name: 'KandinskyPipeline' }));
     assert.throws(() => inspectPipelineFolder(d), (e: unknown) => e instanceof ModelFormatError && e.code === 'UNSUPPORTED_PIPELINE');
   });
 

@@ -6,10 +6,11 @@ import { isProvider, PROVIDERS, type ProviderName } from '../../runtime/provider
 import { atomicWrite } from '../../tensors/atomic.js';
 import { packageVersion } from '../../pipelines/cache.js';
 import { readLatentsFile, readPromptEmbedsFile, writeTensorsFile } from '../../pipelines/embeddings-io.js';
-import { writePng } from '../../pipelines/image.js';
+import { readPng, writePng } from '../../pipelines/image.js';
 import { readGenerationDefaults } from '../../pipelines/defaults.js';
 import { checkGenerationMemory, checkSide } from '../../pipelines/limits.js';
 import { inspectPipelineFolder } from '../../pipelines/loader.js';
+import { downloadPipeline, isRepoId } from '../../pipelines/hub.js';
 import { SmashConfig } from '../../smash/config.js';
 import { loadPipeline, smash } from '../../smash/smash.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
@@ -33,6 +34,8 @@ interface GenerateCliOptions {
   maxSequenceLength?: string;
   out: string;
   latents?: string;
+  image?: string;
+  strength?: string;
   promptEmbeds?: string;
   report?: string;
   force?: boolean;
@@ -40,6 +43,7 @@ interface GenerateCliOptions {
   provider: string;
   threads?: string;
   variant?: string;
+  revision?: string;
 }
 
 const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
@@ -92,12 +96,15 @@ export function registerGenerate(p: Command) {
     .option('--scheduler <name|file>', 'scheduler class (over the pipeline\'s config) or a scheduler_config.json')
     .option('--max-sequence-length <n>', 'Flux: T5 tokens (default 512, or the folder\'s smash.json)')
     .requiredOption('--out <path>', 'file.png, file.safetensors (output.image, output.latents) or a folder (image-0.png, ...)')
+    .option('--image <file.png>', 'image-to-image: the starting picture (its size is the default --width/--height)')
+    .option('--strength <x>', 'image-to-image: how much of the schedule runs, in (0, 1] (default: 0.8 SD, 0.3 SDXL, 0.6 SD3 and Flux)')
     .option('--latents <file>', 'safetensors with the initial noise (key latents, input.latents or trace.latents; unpacked NCHW)')
     .option('--prompt-embeds <file>', 'safetensors with prompt_embeds (+ negative_prompt_embeds, pooled_prompt_embeds), bare or input./trace. prefixed')
     .option('--report <file>', 'write a JSON report: settings, timings, peak RSS')
     .option('--force', 'overwrite existing output files')
     .option('--provider <name>', `execution provider: ${PROVIDERS.join(', ')}`, 'cpu')
     .option('--threads <n>', 'intra-op threads (default: onnxruntime\'s)')
+    .option('--revision <rev>', 'for a Hub repository id (owner/repo): branch, tag or commit (default main)')
     .option('--variant <name>', 'checkpoint variant of a diffusers folder, e.g. fp16 for *.fp16.safetensors (default: the only one present, else none)')
     .option('--config <smash.json>', 'smash the pipeline in memory with this SmashConfig before generating')
     .action(async (o: GenerateCliOptions) => {
@@ -123,6 +130,15 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   if (prompts) gen.prompt = prompts.length === 1 ? prompts[0] : prompts;
   if (negatives) gen.negativePrompt = negatives.length === 1 ? negatives[0] : negatives;
   if (o.latents) gen.latents = readLatentsFile(o.latents);
+  if (o.strength !== undefined && o.image === undefined) throw new ConfigError('BAD_OPTION', '--strength needs --image', 'strength');
+  if (o.image !== undefined) {
+    try {
+      gen.image = readPng(o.image);
+    } catch (e) {
+      throw new ConfigError('BAD_IMAGE', `--image ${o.image}: cannot read a PNG (${(e as Error).message})`, 'image');
+    }
+    gen.strength = num('strength', 'strength', o.strength);
+  }
   if (o.promptEmbeds) {
     const e = readPromptEmbedsFile(o.promptEmbeds);
     gen.promptEmbeds = e.promptEmbeds;
@@ -148,6 +164,15 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   }
   // an invalid SmashConfig fails before any work
   const smashConfig = o.config ? SmashConfig.fromFile(o.config) : undefined;
+  // a Hub repository id: its files into the Hub cache first (resumed, or found there)
+  if (isRepoId(o.model) && !existsSync(o.model)) {
+    const dl = progressBars();
+    try {
+      o.model = await downloadPipeline(o.model, { revision: o.revision, variant: o.variant, onWarning: warner(), onProgress: (f, d, t) => dl.update(`download ${f}`, d, t, 'bytes') });
+    } finally {
+      dl.stop();
+    }
+  } else if (o.revision !== undefined) throw new ConfigError('BAD_OPTION', `--revision applies to Hub repository ids (owner/repo); ${o.model} is a local folder`, 'revision');
   // size checks need only the configs: fail before a first-load conversion
   const folder = inspectPipelineFolder(o.model);
   const multiple = folder.sizeMultiple;
@@ -160,7 +185,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   // sizes and memory are checked from the configs too, before any allocation
   const sample = folder.index.className === 'FluxPipeline' ? 64 : Number(folder.denoiserConfig.sample_size ?? 64);
   const defaults = readGenerationDefaults(folder.root);
-  const side = (k: 'width' | 'height') => gen[k] ?? defaults[k] ?? sample * multiple;
+  const side = (k: 'width' | 'height') => gen[k] ?? gen.image?.dims[k === 'width' ? 3 : 2] ?? defaults[k] ?? sample * multiple;
   for (const k of ['width', 'height'] as const) checkSide(k, side(k), gen[k] === undefined ? `the default: the denoiser's sample_size ${sample} × ${multiple}` : '');
   checkGenerationMemory(count, side('width'), side('height'), folder.vaeConfig);
 
