@@ -54,10 +54,10 @@ test('12: --prompt "" generates (unconditional); the report has loadMs and cache
   assert.deepEqual(rep.settings.prompt, ['']);
   assert.equal(typeof rep.timings.loadMs, 'number');
   assert.ok(rep.timings.loadMs > 0);
-  assert.equal(typeof rep.cache.hit, 'boolean');
+  assert.equal(typeof rep.conversionCache.hit, 'boolean');
   const again = join(tmp.dir, 'again.json');
   assert.equal((await runCli(args('again.png', '--prompt', '', '--report', again))).code, 0);
-  assert.equal(JSON.parse(readFileSync(again, 'utf8')).cache.hit, true);
+  assert.equal(JSON.parse(readFileSync(again, 'utf8')).conversionCache.hit, true);
   assert.match(r.stdout, /load [\d.]+ s \((converted|cached)\)/);
 });
 

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './run-cli.js';
 import { fixture } from '../helpers.js';
@@ -45,4 +45,17 @@ test('smash optimize writes a bundle that smash generate runs; a bad config fail
   const bad = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ int8Dynamic: { conv: 'qdq' } }), '--out', join(tmp.dir, 'x')]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /int8Dynamic\.conv: must be one of "none", "convInteger".*\[BAD_HYPERPARAMETER\]/);
+});
+
+test('smash generate --config with a cacher: the report lists, per step and branch, the parts computed and reused', async () => {
+  const report = join(tmp.dir, 'fora-report.json');
+  const r = await runCli(['generate', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ fora: { interval: 2, startStep: 1 } }), '--prompt', 'a fox', '--steps', '6',
+    '--width', '32', '--height', '32', '--max-sequence-length', '32', '--seed', '1', '--out', join(tmp.dir, 'fora.png'), '--report', report]);
+  assert.equal(r.code, 0, r.stderr);
+  const rep = JSON.parse(readFileSync(report, 'utf8')) as { cache: { step: number; branch: string; computed: string[]; reused: string[]; ms: number }[]; settings: { smash: Record<string, unknown> } };
+  assert.deepEqual(Object.keys(rep.settings.smash), ['fora']);
+  assert.deepEqual(rep.cache.map((c) => c.step), [0, 1, 2, 3, 4, 5]);
+  // startStep 1, interval 2: steps 0, 1, 3, 5 compute; 2 and 4 reuse
+  assert.deepEqual(rep.cache.map((c) => c.reused.length > 0), [false, false, true, false, true, false]);
+  for (const c of rep.cache) assert.ok(c.computed.length + c.reused.length > 0 && c.ms > 0 && c.branch);
 });

@@ -231,7 +231,9 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
           },
           outputs: outs.files.map((f) => resolve(f)),
           timings: { loadMs, ...r.timings },
-          cache: pipe.source.cacheKey ? { key: pipe.source.cacheKey, hit: pipe.source.converted === false, dir: pipe.source.onnxDir } : null,
+          conversionCache: pipe.source.cacheKey ? { key: pipe.source.cacheKey, hit: pipe.source.converted === false, dir: pipe.source.onnxDir } : null,
+          // a cacher's decisions: per step and branch, the parts computed and reused
+          cache: r.cache ?? null,
           peakRssBytes: peak,
         };
         mkdirSync(dirname(resolve(o.report)), { recursive: true });
