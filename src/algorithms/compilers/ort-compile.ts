@@ -47,6 +47,13 @@ export function fuse(model: Model, profile: ProfileName): Map<string, number> {
  * them; running it at the highest level gives the unoptimized graph's outputs bit for bit.
  */
 async function writeOptimized(model: Model, file: string): Promise<void> {
+  // onnxruntime 1.30 writes the weights of If branches twice into an optimized model (then
+  // refuses to load it: "initializer name is not unique"): a graph with branches (a cacher's) is
+  // saved as it is, and onnxruntime optimizes it when it loads
+  if (model.graph.nodeList().some((n) => n.subgraphs().length)) {
+    saveModel(model, file);
+    return;
+  }
   const staging = mkdtempSync(join(dirname(file), '.ort-'));
   try {
     saveModel(model, join(staging, 'model.onnx'));
