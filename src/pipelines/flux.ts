@@ -65,6 +65,7 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
 
   readonly className = 'FluxPipeline';
   protected override defaultStrength = 0.6; // FluxImg2ImgPipeline's
+  protected override floorInitTimestep = false;
   readonly jointAttentionDim: number;
   readonly pooledProjectionDim: number;
   /** true for dev-style transformers (a `guidance` graph input) */

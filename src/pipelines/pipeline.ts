@@ -514,13 +514,19 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
 
   /** Image-to-image strength when a call gives none (diffusers' img2img pipelines' defaults). */
   protected defaultStrength = 0.8;
+  /**
+   * diffusers' SD and SDXL img2img floor init_timestep (int(steps × strength)); its SD3 and Flux
+   * img2img do not (t_start = int(steps − steps × strength)), so they may run one step more.
+   */
+  protected floorInitTimestep = true;
   /** the encoded image of the running image-to-image call, for initialLatents */
   private imageLatents?: Float32Array;
 
   /**
    * Checks the `image` and `strength` options against the call's size and prompts and applies
-   * diffusers' rule: init_timestep = min(int(steps × strength), steps), the loop starts at
-   * steps − init_timestep; a strength that leaves no step is refused. `timesteps`: the schedule.
+   * diffusers' rule: init_timestep = min(int(steps × strength), steps) (not floored where
+   * `floorInitTimestep` is false), the loop starts at int(steps − init_timestep); a strength that
+   * leaves no step is refused. `timesteps`: the schedule.
    */
   protected planImage(c: CommonPlan, timesteps: readonly number[]): PlanBase['image'] {
     const o = c.opts;
@@ -531,10 +537,12 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
     if (t.data.some((v) => v < 0 || v > 1)) throw badOption('image', 'values must lie in [0, 1]');
     const strength = o.strength ?? this.defaultStrength;
     if (typeof strength !== 'number' || !Number.isFinite(strength) || strength < 0 || strength > 1) throw badOption('strength', `must be a number in [0, 1], got ${JSON.stringify(strength)}`);
-    const initTimestep = Math.min(Math.floor(c.steps * strength), c.steps);
-    const startIndex = Math.max(c.steps - initTimestep, 0);
-    if (initTimestep < 1 || startIndex >= timesteps.length) {
-      throw badOption('strength', `${strength} with ${c.steps} steps leaves no denoising step (int(steps × strength) = ${initTimestep}): raise strength or steps`);
+    const product = c.steps * strength;
+    const initTimestep = Math.min(this.floorInitTimestep ? Math.floor(product) : product, c.steps);
+    const startIndex = Math.trunc(Math.max(c.steps - initTimestep, 0));
+    if (c.steps - startIndex < 1 || startIndex >= timesteps.length) {
+      const rule = this.floorInitTimestep ? `int(steps × strength) = ${initTimestep}` : `steps × strength = ${product}`;
+      throw badOption('strength', `${strength} with ${c.steps} steps leaves no denoising step (${rule}): raise strength or steps`);
     }
     return { tensor: t, strength, startIndex };
   }

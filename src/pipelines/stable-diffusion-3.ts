@@ -81,6 +81,7 @@ export class StableDiffusion3Pipeline extends DiffusionPipeline<Sd3Plan, Sd3Embe
   readonly textEncoder3?: TextEncoderComponent;
   cfgMode: CfgMode = 'batched';
   protected override defaultStrength = 0.6; // StableDiffusion3Img2ImgPipeline's
+  protected override floorInitTimestep = false;
 
   constructor(source: PipelineSource, scheduler: SchedulerSpec, c: LoadedComponents, sessions: Session[], onWarning: (m: string) => void) {
     super(source, scheduler, c, sessions, onWarning, { patchSize: 1, defaultSampleSize: Number(c.denoiserConfig.sample_size ?? 128) });

@@ -132,7 +132,9 @@ describe('StableDiffusion3Pipeline', () => {
 test('SD3 image-to-image: scale_noise at the start step, the start index from the strength', async () => {
   const image = (await noT5.generate({ prompt: 'a fox', steps: 2, width: 16, height: 16, seed: 1, maxSequenceLength: 4 })).images;
   const r = await noT5.generate({ prompt: 'a fox', steps: 10, seed: 2, maxSequenceLength: 4, image, strength: 0.35 });
-  assert.equal(r.settings.startIndex, 7); // int(3.5) = 3 steps
+  assert.equal(r.settings.startIndex, 6); // not floored, as StableDiffusion3Img2ImgPipeline: int(10 − 3.5) = 6
   assert.deepEqual(r.images.dims, [1, 3, 16, 16]);
-  await assert.rejects(noT5.generate({ prompt: 'a fox', steps: 10, image, strength: 0.05 }), (e: unknown) => e instanceof ConfigError && e.key === 'strength');
+  const small = await noT5.generate({ prompt: 'a fox', steps: 10, seed: 2, maxSequenceLength: 4, image, strength: 0.05 });
+  assert.equal(small.settings.startIndex, 9); // int(9.5): one step, where SD's rule would leave none
+  await assert.rejects(noT5.generate({ prompt: 'a fox', steps: 10, image, strength: 0 }), (e: unknown) => e instanceof ConfigError && e.key === 'strength');
 });
