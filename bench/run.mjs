@@ -74,8 +74,8 @@ for (const w of workloads) {
       t.decode.push(res.timings.decodeMs);
       t.text.push(res.timings.textEncodeMs);
       t.step.push(...res.timings.stepsMs);
-      const p = res.timings.peakRssBytes;
-      t.peak.push(Math.max(p.textEncode, p.denoise, p.decode));
+      const pk = res.timings.peakRssBytes;
+      t.peak.push(Math.max(pk.textEncode, pk.denoise, pk.decode));
     }
   }
   const baseMs = median(times.baseline.total);

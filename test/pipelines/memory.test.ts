@@ -16,7 +16,7 @@ const OPTS = { prompt: 'a red fox', steps: 2, width: 64, height: 64, seed: 3 };
 const MiB = 2 ** 20;
 
 describe('memory between stages', () => {
-  test('RSS after a generation returns to within 40 MiB of RSS after loading (onnxruntime's arena kept 78 MiB)', async () => {
+  test('RSS after a generation returns to within 40 MiB of RSS after loading (the old defaults kept 78 MiB in the arena)', async () => {
     const pipe = await loadPipeline(SD, { cacheDir });
     try {
       await pipe.generate({ ...OPTS, steps: 1 }); // first-run allocations of onnxruntime and V8
