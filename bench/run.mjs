@@ -43,11 +43,13 @@ const workloads = [
   { name: 'shapes-sd', prompts: ['a large red circle at the center on a blue background', 'a small green triangle at the top on a black background'], options: { steps: 25, guidanceScale: 7.5, width: 32, height: 32 } },
   { name: 'shapes-flux', prompts: ['a large red circle at the center on a black background', 'a small yellow square at the left on a gray background'], options: { steps: 28, maxSequenceLength: 32, width: 32, height: 32 } },
 ];
-// int8Static calibrates on the workload's own prompts (other seeds than the measured runs)
+// int8Static calibrates on the workload's own prompts (other seeds than the measured runs);
+// 'ort-default-sessions' is onnxruntime's own session options (CPU arena on) beside ours (baseline)
 const configsFor = (w) => (values.quick
-  ? { baseline: null, int8Dynamic: { int8Dynamic: {} }, ortCompile: { ortCompile: {} } }
+  ? { baseline: null, 'ort-default-sessions': 'ort-default', int8Dynamic: { int8Dynamic: {} }, ortCompile: { ortCompile: {} } }
   : {
-    baseline: null, qkv: { qkv: {} }, int8Dynamic: { int8Dynamic: {} }, int8Static: { int8Static: { calibrationPrompts: w.prompts, calibrationSteps: 10 } },
+    baseline: null, 'ort-default-sessions': 'ort-default', qkv: { qkv: {} }, int8Dynamic: { int8Dynamic: {} },
+    int8Static: { int8Static: { calibrationPrompts: w.prompts, calibrationSteps: 10 } },
     int8WeightOnly: { int8WeightOnly: {} }, int4WeightOnly: { int4WeightOnly: {} }, fp16: { fp16: {} }, ortCompile: { ortCompile: {} },
   });
 
@@ -58,7 +60,8 @@ for (const w of workloads) {
   const loadMs = {};
   for (const [name, cfg] of Object.entries(configsFor(w))) {
     const t0 = performance.now();
-    pipes[name] = cfg ? await smash(base, cfg, { threads }) : base;
+    // the old defaults: onnxruntime's own session options (CPU arena on), against ours (baseline)
+    pipes[name] = cfg === 'ort-default' ? await loadPipeline(join(root, 'test', 'fixtures', 'trained', w.name), { threads, session: { memArena: true } }) : cfg ? await smash(base, cfg, { threads }) : base;
     loadMs[name] = performance.now() - t0;
   }
   // warm-up, and the pictures fidelity is measured on
@@ -67,7 +70,7 @@ for (const w of workloads) {
     pictures[name] = [];
     for (const [i, prompt] of w.prompts.entries()) pictures[name].push((await p.generate({ prompt, seed: i, ...w.options })).images.data);
   }
-  const times = Object.fromEntries(Object.keys(pipes).map((k) => [k, { total: [], step: [], denoise: [], decode: [], text: [] }]));
+  const times = Object.fromEntries(Object.keys(pipes).map((k) => [k, { total: [], step: [], denoise: [], decode: [], text: [], peak: [] }]));
   for (let r = 0; r < repeat; r++) {
     for (const [name, p] of Object.entries(pipes)) {
       const res = await p.generate({ prompt: w.prompts[r % w.prompts.length], seed: r, ...w.options });
@@ -77,6 +80,8 @@ for (const w of workloads) {
       t.decode.push(res.timings.decodeMs);
       t.text.push(res.timings.textEncodeMs);
       t.step.push(...res.timings.stepsMs);
+      const pk = res.timings.peakRssBytes;
+      t.peak.push(Math.max(pk.textEncode, pk.denoise, pk.decode));
     }
   }
   const baseMs = median(times.baseline.total);
@@ -85,10 +90,12 @@ for (const w of workloads) {
     const row = {
       pipeline: w.name, config: name, steps: w.options.steps, size: `${w.options.width}x${w.options.height}`, repeat,
       medianTotalMs: median(t.total), medianStepMs: median(t.step), medianTextEncodeMs: median(t.text), medianDenoiseMs: median(t.denoise), medianDecodeMs: median(t.decode),
-      speedup: baseMs / median(t.total), oneTimeMs: name === 'baseline' ? 0 : loadMs[name], minPsnrDb: Math.min(...psnr),
+      speedup: baseMs / median(t.total),
+      // the process's RSS during this configuration's generations: every configuration's weights are resident (bench/memory.mjs measures one pipeline per process)
+      maxPeakRssBytes: Math.max(...t.peak), oneTimeMs: name === 'baseline' ? 0 : loadMs[name], minPsnrDb: Math.min(...psnr),
     };
     results.push(row);
-    console.log(`${w.name} ${name.padEnd(15)} ${row.medianTotalMs.toFixed(0).padStart(5)} ms/image ${row.medianStepMs.toFixed(1).padStart(6)} ms/step  ×${row.speedup.toFixed(2)}  text ${row.medianTextEncodeMs.toFixed(0)} / denoise ${row.medianDenoiseMs.toFixed(0)} / decode ${row.medianDecodeMs.toFixed(0)} ms  PSNR ≥ ${Number.isFinite(row.minPsnrDb) ? row.minPsnrDb.toFixed(1) : '∞'} dB  (smash ${row.oneTimeMs.toFixed(0)} ms once)`);
+    console.log(`${w.name} ${name.padEnd(15)} ${row.medianTotalMs.toFixed(0).padStart(5)} ms/image ${row.medianStepMs.toFixed(1).padStart(6)} ms/step  ×${row.speedup.toFixed(2)}  text ${row.medianTextEncodeMs.toFixed(0)} / denoise ${row.medianDenoiseMs.toFixed(0)} / decode ${row.medianDecodeMs.toFixed(0)} ms  peak RSS ${(row.maxPeakRssBytes / 2 ** 20).toFixed(0)} MiB  PSNR ≥ ${Number.isFinite(row.minPsnrDb) ? row.minPsnrDb.toFixed(1) : '∞'} dB  (smash ${row.oneTimeMs.toFixed(0)} ms once)`);
   }
   for (const [name, p] of Object.entries(pipes)) if (name !== 'baseline') await p.release();
   await base.release();

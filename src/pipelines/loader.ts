@@ -19,7 +19,7 @@ import { ensureConverted } from './cache.js';
 import { downloadPipeline, isRepoId, type HubOptions } from './hub.js';
 import { readGenerationDefaults } from './defaults.js';
 import { SessionDenoiser } from './denoiser.js';
-import { checkLatentChannels, componentOf, type PipelineComponent, type PipelineDescription } from './description.js';
+import { checkLatentChannels, componentOf, type ComponentRole, type PipelineComponent, type PipelineDescription } from './description.js';
 import { makeScheduler, type SchedulerSpec, type TextEncoderComponent, type VaeDecoderComponent } from './pipeline.js';
 import { PIPELINE_DESCRIPTIONS, type Pipeline } from './registry.js';
 import { onlyVariant } from './variant.js';
@@ -35,8 +35,19 @@ export interface LoadPipelineOptions {
   dtype?: 'float32' | 'float16';
   /** checkpoint variant of the diffusers files, e.g. fp16 */
   variant?: string;
-  /** extra onnxruntime session options */
-  session?: Omit<SessionOptions, 'provider' | 'threads' | 'onWarning'>;
+  /** extra onnxruntime session options, for every component (over the per-component defaults) */
+  session?: ComponentSessionOptions;
+  /**
+   * Session options of one component (its ONNX folder name and role), over `session` and the
+   * defaults (`defaultSessionOptions`); return undefined to keep them.
+   */
+  sessionOptions?: (component: string, role: ComponentRole) => ComponentSessionOptions | undefined;
+  /**
+   * Low memory: each component's session exists only during its stage (text encoders while
+   * encoding, the denoiser while denoising, the VAE while decoding), so peak memory is the
+   * largest component plus its activations; each generate() pays the session creations.
+   */
+  lowMemory?: boolean;
   onWarning?: (message: string) => void;
   /** conversion progress (first load of a diffusers folder) */
   onConvertProgress?: (component: string, done: number, total: number) => void;
@@ -48,6 +59,17 @@ export interface LoadPipelineOptions {
   transform?: (component: string, model: Model) => Model | Promise<Model>;
   /** a Hub repository id (`owner/repo`, when no such local folder exists): revision, token, endpoint, cache (see hub/download.ts) */
   hub?: HubOptions;
+}
+
+export type ComponentSessionOptions = Omit<SessionOptions, 'provider' | 'threads' | 'onWarning'>;
+
+/**
+ * The session options a component gets unless told otherwise, chosen by measurement (README,
+ * "Memory"): onnxruntime's CPU arena keeps each run's activation peak for the life of the session,
+ * and without it runs take the same time.
+ */
+export function defaultSessionOptions(_role: ComponentRole): ComponentSessionOptions {
+  return { memArena: false };
 }
 
 type Layout = 'onnx' | 'diffusers';
@@ -202,15 +224,20 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
     cacheKey = c.key;
     converted = c.converted;
   }
-  const so: SessionOptions = { ...opts.session, provider: opts.provider, threads: opts.threads, onWarning };
   const sessions: Session[] = [];
   const desc = plan.description;
+  const sessionOptions = (name: string, role: ComponentRole): SessionOptions => ({
+    ...defaultSessionOptions(role), ...opts.session, ...opts.sessionOptions?.(name, role),
+    provider: opts.provider, threads: opts.threads, onWarning,
+  });
   const open = async (c: PipelineComponent) => {
     const file = join(componentDir(onnxDir, c, 'onnx'), 'model.onnx');
     const source = opts.transform ? await opts.transform(c.onnx, loadModel(file)) : file;
-    const s = await Session.create(source, so);
+    const s = await Session.create(source, sessionOptions(c.onnx, c.role));
     sessions.push(s);
     checkGraphIO(s, c, file);
+    // created once to check its graph; its stage creates it again
+    if (opts.lowMemory) await s.unload();
     return s;
   };
   try {
@@ -223,7 +250,7 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
       config: plan.vaeConfig,
       scalingFactor: typeof plan.vaeConfig.scaling_factor === 'number' ? plan.vaeConfig.scaling_factor : 0.18215,
       shiftFactor: typeof plan.vaeConfig.shift_factor === 'number' ? plan.vaeConfig.shift_factor : 0,
-      encoder: vaeEncoder(join(onnxDir, 'vae_encoder', 'model.onnx'), opts, so, sessions),
+      encoder: vaeEncoder(join(onnxDir, 'vae_encoder', 'model.onnx'), opts, sessionOptions('vae_encoder', 'vae_decoder'), sessions),
     };
     const textEncoders = new Map<string, TextEncoderComponent>();
     for (const e of plan.encoders) {
@@ -234,6 +261,7 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
     const source = { dir: plan.root, onnxDir, cacheKey, converted };
     const pipe = desc.create(source, plan.scheduler, { denoiser, denoiserConfig: plan.denoiserConfig, vae, textEncoders }, sessions, onWarning);
     pipe.generationDefaults = readGenerationDefaults(plan.root);
+    pipe.lowMemory = !!opts.lowMemory;
     return pipe;
   } catch (e) {
     for (const s of sessions) await s.release().catch(() => undefined);

@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { AbortError, ConfigError, ModelFormatError, SmashError } from '../errors.js';
 import { f32 as hostF32, i64, type HostTensor, type Session } from '../runtime/session.js';
+import { PeakTracker } from '../runtime/memory.js';
 import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler, type SetTimestepsOptions } from '../schedulers/index.js';
 import { Generator } from '../tensors/random.js';
 import { toInt64, type Tokenizer } from '../tokenizers/index.js';
@@ -82,6 +83,8 @@ export interface Timings {
   denoiseMs: number;
   decodeMs: number;
   stepsMs: number[];
+  /** peak resident memory of the process during each stage (see runtime/memory.ts) */
+  peakRssBytes: { textEncode: number; denoise: number; decode: number };
 }
 
 /** Everything that determined the image. */
@@ -377,6 +380,11 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
   encoderRuns = 0;
   /** The folder's generation defaults (smash.json), under the caller's options. */
   generationDefaults: GenerationDefaults = {};
+  /**
+   * Low-memory mode (loadPipeline's `lowMemory`): every session is unloaded after each stage and
+   * created again by the stage that runs it, so one component's weights are resident at a time.
+   */
+  lowMemory = false;
   private tail: Promise<unknown> = Promise.resolve();
 
   /** `layout`: the latent patch size (Flux packs 2×2) and the default size in latents (diffusers' default_sample_size). */
@@ -423,38 +431,52 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
   private async execute(plan: P): Promise<GenerateResult> {
     const o = plan.opts;
     const t0 = performance.now();
-    const embeds = await this.encodePrompt(plan);
+    let mem = new PeakTracker();
+    const embeds = await this.encodePrompt(plan).finally(() => { mem.stop(); return this.endStage(); });
+    const textEncodePeak = mem.stop();
     const t1 = performance.now();
     checkAbort(o.signal);
-
+    mem = new PeakTracker();
+    let latents: Float32Array;
+    let run: Denoising;
     const scheduler = makeScheduler(plan.scheduler);
-    scheduler.setTimesteps(plan.steps, plan.schedule);
-    const start = plan.image?.startIndex ?? 0;
-    if (start > 0) scheduler.setBeginIndex(start);
-    const generator = new Generator(plan.seed);
-    // image-to-image: the encoded picture (its VAE sample drawn before the noise, as diffusers does)
-    if (plan.image) this.imageLatents = await this.encodeImage(plan, generator);
-    const T = scheduler.timesteps.length;
-    const signature: GenerationSignature = { batch: plan.batch * plan.n, width: plan.width, height: plan.height, steps: T, cfg: plan.cfg };
-    this.denoiser.reset(signature);
-    const run = this.prepareDenoising(plan, embeds, scheduler, generator);
-    this.imageLatents = undefined;
-    let latents = run.latents;
     const stepsMs: number[] = [];
-    for (let i = start; i < T; i++) {
-      const ts = performance.now();
-      const timestep = scheduler.timesteps[i]!;
-      const step: StepContext = { stepIndex: i, numSteps: T, timestep, sigma: scheduler.sigmas?.[i], signature };
-      const out = await run.predict(scheduler.scaleModelInput(latents, i), step);
-      latents = scheduler.step(out, i, latents, { generator });
-      checkFinite(`denoising step ${i + 1} of ${T} (guidance and the scheduler step)`, latents);
-      const ms = performance.now() - ts;
-      stepsMs.push(ms);
-      if (o.onStep) await o.onStep({ stepIndex: i, numSteps: T, timestep, latents: { dims: run.dims, data: latents }, ms });
-      checkAbort(o.signal);
+    try {
+      scheduler.setTimesteps(plan.steps, plan.schedule);
+      const start = plan.image?.startIndex ?? 0;
+      if (start > 0) scheduler.setBeginIndex(start);
+      const generator = new Generator(plan.seed);
+      // image-to-image: the encoded picture (its VAE sample drawn before the noise, as diffusers does)
+      if (plan.image) this.imageLatents = await this.encodeImage(plan, generator);
+      const T = scheduler.timesteps.length;
+      const signature: GenerationSignature = { batch: plan.batch * plan.n, width: plan.width, height: plan.height, steps: T, cfg: plan.cfg };
+      this.denoiser.reset(signature);
+      run = this.prepareDenoising(plan, embeds, scheduler, generator);
+      this.imageLatents = undefined;
+      latents = run.latents;
+      for (let i = start; i < T; i++) {
+        const ts = performance.now();
+        const timestep = scheduler.timesteps[i]!;
+        const step: StepContext = { stepIndex: i, numSteps: T, timestep, sigma: scheduler.sigmas?.[i], signature };
+        const out = await run.predict(scheduler.scaleModelInput(latents, i), step);
+        latents = scheduler.step(out, i, latents, { generator });
+        checkFinite(`denoising step ${i + 1} of ${T} (guidance and the scheduler step)`, latents);
+        const ms = performance.now() - ts;
+        stepsMs.push(ms);
+        if (o.onStep) await o.onStep({ stepIndex: i, numSteps: T, timestep, latents: { dims: run.dims, data: latents }, ms });
+        checkAbort(o.signal);
+      }
+    } catch (e) {
+      mem.stop();
+      await this.endStage();
+      throw e;
     }
+    await this.endStage();
+    const denoisePeak = mem.stop();
     const t2 = performance.now();
-    const decoded = await run.decode(latents);
+    mem = new PeakTracker();
+    const decoded = await run.decode(latents).finally(() => { mem.stop(); return this.endStage(); });
+    const decodePeak = mem.stop();
     const t3 = performance.now();
 
     return {
@@ -480,7 +502,10 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
         promptEmbedsGiven: !!o.promptEmbeds,
         ...(plan.image ? { strength: plan.image.strength, startIndex: plan.image.startIndex } : {}),
       },
-      timings: { totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs },
+      timings: {
+        totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs,
+        peakRssBytes: { textEncode: textEncodePeak, denoise: denoisePeak, decode: decodePeak },
+      },
       ...(isReporting(this.denoiser) ? { cache: this.denoiser.cacheReport() } : {}),
     };
   }
@@ -618,6 +643,11 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
     const dims = [plan.batch * plan.n, this.latentChannels, plan.height / this.vaeScale, plan.width / this.vaeScale];
     const data = plan.opts.latents ? Float32Array.from(plan.opts.latents.data) : generator.randn(dims.reduce((a, b) => a * b, 1));
     return { data, dims };
+  }
+
+  /** The end of a stage: in low-memory mode, its sessions are released (the next stage's are created when they run). */
+  private async endStage(): Promise<void> {
+    if (this.lowMemory) for (const s of this.sessions) await s.unload();
   }
 
   /** Runs `fn` after every earlier call has settled. */

@@ -28,10 +28,18 @@ export interface SessionOptions {
   freeDimensionOverrides?: Record<string, number>;
   /** where to write the optimized model (ORT's offline optimization) */
   optimizedModelPath?: string;
-  /** onnxruntime session config entries (`session.*` keys), e.g. where the optimized model's weights go */
-  configEntries?: Record<string, string>;
   /** called with a message when a requested provider is unavailable and cpu is used instead */
   onWarning?: (message: string) => void;
+  /**
+   * onnxruntime's CPU memory arena (default true, onnxruntime's default). The arena keeps every
+   * activation peak for the life of the session; without it activations go back to the system
+   * after each run (see the README's memory figures).
+   */
+  memArena?: boolean;
+  /** onnxruntime's memory pattern planning (default true) */
+  memPattern?: boolean;
+  /** session config entries, e.g. { 'session.disable_prepacking': '1' } (onnxruntime_session_options_config_keys.h) */
+  configEntries?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -81,14 +89,22 @@ export class Session {
   /** the graph's declared inputs; feeds are adapted to them (see adapt.ts) */
   readonly inputs: ReadonlyMap<string, InputSpec>;
 
+  /** null while unloaded (see `unload`) */
+  private ort: ort.InferenceSession | null;
+  private reloading: Promise<ort.InferenceSession> | undefined;
+  private released = false;
+
   private constructor(
-    private readonly ort: ort.InferenceSession,
+    handle: ort.InferenceSession,
     readonly provider: ProviderName,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
+    /** creates the onnxruntime session again (same source and options) after `unload` */
+    private readonly recreate: () => Promise<ort.InferenceSession>,
   ) {
+    this.ort = handle;
     const specs = new Map<string, InputSpec>();
-    for (const m of ort.inputMetadata ?? []) {
+    for (const m of handle.inputMetadata ?? []) {
       if (m.isTensor) specs.set(m.name, { name: m.name, dtype: m.type as DType, dims: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : undefined)) });
     }
     this.inputs = specs;
@@ -96,6 +112,7 @@ export class Session {
 
   static async create(source: Model | string, opts: SessionOptions = {}): Promise<Session> {
     const provider = opts.provider ?? 'cpu';
+    const again = source;
     if (typeof source === 'string') checkRegularFile(source, 'ONNX model'); // FILE_MISSING, not onnxruntime's message
     if (!isProvider(provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
     let tmp: string | undefined;
@@ -120,7 +137,10 @@ export class Session {
     // ORT rejects keys that are present but undefined
     if (opts.threads !== undefined) base.intraOpNumThreads = opts.threads;
     if (opts.optimizedModelPath) base.optimizedModelFilePath = opts.optimizedModelPath;
-    if (opts.configEntries) base.extra = { session: Object.fromEntries(Object.entries(opts.configEntries).map(([k, v]) => [k.replace(/^session\./, ''), v])) };
+    if (opts.memArena !== undefined) base.enableCpuMemArena = opts.memArena;
+    if (opts.memPattern !== undefined) base.enableMemPattern = opts.memPattern;
+    // onnxruntime-node takes `extra` as flat config entries with string values
+    if (opts.configEntries && Object.keys(opts.configEntries).length) base.extra = { ...opts.configEntries };
     const make = (p: ProviderName) => ort.InferenceSession.create(src as never, { ...base, executionProviders: p === 'cpu' ? ['cpu'] : [p, 'cpu'] });
     try {
       let s: ort.InferenceSession;
@@ -139,7 +159,9 @@ export class Session {
           throw new RuntimeFailure('ORT_SESSION', `onnxruntime could not create a session: ${(e2 as Error).message}`, { cause: e2 });
         }
       }
-      return new Session(s, used, s.inputNames, s.outputNames);
+      // the same source and options, on the provider that worked
+      const recreate = () => Session.create(again, { ...opts, provider: used }).then((x) => x.detach());
+      return new Session(s, used, s.inputNames, s.outputNames, recreate);
     } finally {
       // ORT has read the files into the session by now
       if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -174,10 +196,11 @@ export class Session {
   async run(feeds: Record<string, Feed>, fetches?: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const ortFeeds: Record<string, OrtTensor> = {};
     for (const [k, raw] of Object.entries(feeds)) ortFeeds[k] = isOrtTensor(raw) ? raw : this.toOrt(k, raw);
+    const handle = await this.load();
     const t0 = performance.now();
     let res: ort.InferenceSession.ReturnType;
     try {
-      res = fetches ? await this.ort.run(ortFeeds, fetches as string[]) : await this.ort.run(ortFeeds);
+      res = fetches ? await handle.run(ortFeeds, fetches as string[]) : await handle.run(ortFeeds);
     } catch (e) {
       throw new RuntimeFailure('ORT_RUN', `onnxruntime run failed: ${(e as Error).message}`, { cause: e });
     }
@@ -192,8 +215,44 @@ export class Session {
     return { outputs, kept, ms };
   }
 
+  /** Whether onnxruntime's session exists now (false after `unload`, until the next run). */
+  get loaded(): boolean {
+    return this.ort !== null;
+  }
+
+  /**
+   * Releases onnxruntime's session (its weights and arena) but stays usable: the next run creates
+   * it again from the same source and options. Low-memory pipelines unload each component after
+   * its stage. A session created from an in-memory model keeps that model for this.
+   */
+  async unload(): Promise<void> {
+    await this.reloading?.catch(() => undefined);
+    const h = this.ort;
+    this.ort = null;
+    await h?.release();
+  }
+
+  /** onnxruntime's session, created again if unloaded. */
+  async load(): Promise<ort.InferenceSession> {
+    if (this.ort) return this.ort;
+    if (this.released) throw new RuntimeFailure('ORT_RELEASED', 'the session was released');
+    this.reloading ??= this.recreate().finally(() => { this.reloading = undefined; });
+    const h = await this.reloading;
+    this.ort = h;
+    return h;
+  }
+
+  /** Hands over onnxruntime's session to another Session object (see `recreate`). */
+  private detach(): ort.InferenceSession {
+    const h = this.ort!;
+    this.ort = null;
+    this.released = true;
+    return h;
+  }
+
   async release(): Promise<void> {
-    await this.ort.release();
+    this.released = true;
+    await this.unload();
   }
 }
 

@@ -37,7 +37,7 @@ export interface Smashed {
 
 export type SmashedPipeline = Pipeline & Smashed;
 
-export type SmashOptions = Pick<LoadPipelineOptions, 'provider' | 'threads' | 'session' | 'onWarning'>;
+export type SmashOptions = Pick<LoadPipelineOptions, 'provider' | 'threads' | 'session' | 'sessionOptions' | 'lowMemory' | 'onWarning'>;
 
 /**
  * Applies `config` to a loaded pipeline: every algorithm is checked against the pipeline before

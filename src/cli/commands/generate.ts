@@ -3,6 +3,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { isProvider, PROVIDERS, type ProviderName } from '../../runtime/providers.js';
+import { peakRssBytes } from '../../runtime/memory.js';
 import { atomicWrite } from '../../tensors/atomic.js';
 import { packageVersion } from '../../pipelines/cache.js';
 import { readLatentsFile, readPromptEmbedsFile, writeTensorsFile } from '../../pipelines/embeddings-io.js';
@@ -38,6 +39,7 @@ interface GenerateCliOptions {
   strength?: string;
   promptEmbeds?: string;
   report?: string;
+  lowMemory?: boolean;
   force?: boolean;
   config?: string;
   provider: string;
@@ -75,9 +77,7 @@ export function outputFiles(out: string, count: number): { kind: 'safetensors' |
   return { kind: 'png', files: Array.from({ length: count }, (_, i) => join(out, `image-${i}.png`)) };
 }
 
-function peakRssBytes(): number {
-  return process.resourceUsage().maxRSS * 1024;
-}
+const mib = (b: number) => (b / 2 ** 20).toFixed(0);
 
 export function registerGenerate(p: Command) {
   p.command('generate')
@@ -106,6 +106,7 @@ export function registerGenerate(p: Command) {
     .option('--threads <n>', 'intra-op threads (default: onnxruntime\'s)')
     .option('--revision <rev>', 'for a Hub repository id (owner/repo): branch, tag or commit (default main)')
     .option('--variant <name>', 'checkpoint variant of a diffusers folder, e.g. fp16 for *.fp16.safetensors (default: the only one present, else none)')
+    .option('--low-memory', 'create each component\'s session only for its stage (text encode, denoise, decode): peak memory is the largest component, at the price of creating the sessions on every run')
     .option('--config <smash.json>', 'smash the pipeline in memory with this SmashConfig before generating')
     .action(async (o: GenerateCliOptions) => {
       await runGenerate(o);
@@ -193,7 +194,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const warn = warner();
   try {
     const tLoad = performance.now();
-    const loadOpts = { provider: o.provider as ProviderName, threads, onWarning: warn };
+    const loadOpts = { provider: o.provider as ProviderName, threads, onWarning: warn, lowMemory: !!o.lowMemory };
     const loaded = await loadPipeline(o.model, { ...loadOpts, variant: o.variant, onConvertProgress: (c, d, t) => bars.update(`convert ${c}`, d, t, 'tensors') });
     let pipe = loaded;
     if (smashConfig) {
@@ -235,6 +236,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
           // a cacher's decisions: per step and branch, the parts computed and reused
           cache: r.cache ?? null,
           peakRssBytes: peak,
+          lowMemory: !!o.lowMemory,
         };
         mkdirSync(dirname(resolve(o.report)), { recursive: true });
         const bytes = Buffer.from(`${JSON.stringify(report, null, 2)}\n`);
@@ -252,7 +254,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
           `${steps} steps${calls !== steps ? ` (${calls} denoiser calls)` : ''} at ${perStep.toFixed(3)} s/${calls !== steps ? 'call' : 'step'}, ` +
           `load ${(loadMs / 1000).toFixed(2)} s${pipe.source.cacheKey ? (pipe.source.converted ? ' (converted)' : ' (cached)') : ''}, total ${(r.timings.totalMs / 1000).toFixed(2)} s ` +
           `(text ${(r.timings.textEncodeMs / 1000).toFixed(2)} s, denoise ${(r.timings.denoiseMs / 1000).toFixed(2)} s, decode ${(r.timings.decodeMs / 1000).toFixed(2)} s); ` +
-          `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB\n`,
+          `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB (text ${mib(r.timings.peakRssBytes.textEncode)}, denoise ${mib(r.timings.peakRssBytes.denoise)}, decode ${mib(r.timings.peakRssBytes.decode)} MiB)${o.lowMemory ? ', low memory' : ''}\n`,
       );
     } finally {
       await pipe.release();
