@@ -10,11 +10,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJsonObject } from '../json.js';
 import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
+import type { Generator } from '../tensors/random.js';
 import type { Branch } from './denoiser.js';
 import { encoderWidth, mismatch, type LoadedComponents, type PipelineDescription } from './description.js';
 import {
   badOption, checkTensor, concat, penultimateHiddenState, repeatRows, tokenLength,
-  type GenerateOptions, type PipelineSource, type PlanBase, type SchedulerSpec, type TextEncoderComponent,
+  type FloatTensor, type GenerateOptions, type PipelineSource, type PlanBase, type SchedulerSpec, type TextEncoderComponent, type VaeDecoderComponent,
 } from './pipeline.js';
 import { StableDiffusionPipeline, type SdEmbeds } from './stable-diffusion.js';
 
@@ -118,6 +119,35 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
     return { seq: concatFeatures(a, b[h2]!, rowsTotal), pooled: b.text_embeds!, seqLen: S };
   }
 
+  /**
+   * A VAE config with latents_mean / latents_std (e.g. Playground v2.5): diffusers decodes
+   * latents × std / scaling_factor + mean; here as the plain decode of latents × std + mean × scaling_factor.
+   */
+  protected override async decodeLatents(vae: VaeDecoderComponent, latents: Float32Array, dims: readonly number[], shift: number): Promise<FloatTensor> {
+    const ms = latentStats(vae.config, dims[1]!);
+    if (!ms) return super.decodeLatents(vae, latents, dims, shift);
+    const plane = dims[2]! * dims[3]!;
+    const sf = Math.fround(vae.scalingFactor);
+    const z = latents.map((v, i) => {
+      const c = Math.floor(i / plane) % dims[1]!;
+      return Math.fround(Math.fround(v * ms.std[c]!) + Math.fround(ms.mean[c]! * sf));
+    });
+    return super.decodeLatents(vae, z, dims, shift);
+  }
+
+  /** Image-to-image with latents_mean / latents_std: (z − mean) × scaling_factor / std, as StableDiffusionXLImg2ImgPipeline. */
+  protected override async encodeImage(plan: PlanBase, generator: Generator): Promise<Float32Array> {
+    const e = await super.encodeImage(plan, generator); // z × scaling_factor (SDXL has no shift_factor)
+    const ms = latentStats(this.vae.config, this.latentChannels);
+    if (!ms) return e;
+    const plane = (plan.height / this.vaeScale) * (plan.width / this.vaeScale);
+    const sf = Math.fround(this.vae.scalingFactor);
+    return e.map((v, i) => {
+      const c = Math.floor(i / plane) % this.latentChannels;
+      return Math.fround(Math.fround(v - Math.fround(ms.mean[c]! * sf)) / ms.std[c]!);
+    });
+  }
+
   protected override addedConditions(plan: PlanBase, e: SdEmbeds, branch: Branch, B: number): Record<string, HostTensor> {
     // original_size + crops_coords_top_left + target_size
     const ids = [plan.height, plan.width, 0, 0, plan.height, plan.width];
@@ -126,6 +156,13 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
     if (branch === 'cfg') return { text_embeds: hostF32([2 * B, P], concat(e.uncondPooled!, e.pooled!)), time_ids: timeIds(2 * B) };
     return { text_embeds: hostF32([B, P], branch === 'uncond' ? e.uncondPooled! : e.pooled!), time_ids: timeIds(B) };
   }
+}
+
+/** The VAE config's per-channel latents_mean and latents_std, when both are set. */
+function latentStats(config: Record<string, unknown>, channels: number): { mean: number[]; std: number[] } | undefined {
+  const { latents_mean: mean, latents_std: std } = config;
+  const ok = (v: unknown): v is number[] => Array.isArray(v) && v.length === channels && v.every((x) => typeof x === 'number');
+  return ok(mean) && ok(std) ? { mean, std } : undefined;
 }
 
 /** The UNet's text_embeds width: projection_class_embeddings_input_dim − 6 × addition_time_embed_dim. */

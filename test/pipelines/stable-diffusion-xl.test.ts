@@ -122,3 +122,26 @@ test('SDXL image-to-image: default strength 0.3 (diffusers\' StableDiffusionXLIm
   assert.equal(r.settings.startIndex, 7);
   assert.equal(r.settings.width, 32);
 });
+
+test('a VAE with latents_mean / latents_std decodes latents × std / scaling_factor + mean (diffusers\' SDXL)', async () => {
+  const opts = { prompt: 'a cat', steps: 2, width: 32, height: 32, seed: 4 };
+  const plain = await pipe.generate(opts);
+  const cfg = pipe.vae.config;
+  const mean = [0.1, -0.2, 0.3, 0];
+  const std = [2, 0.5, 1, 1.5];
+  cfg.latents_mean = mean;
+  cfg.latents_std = std;
+  try {
+    const r = await pipe.generate(opts);
+    assert.deepEqual(Array.from(r.latents.data), Array.from(plain.latents.data), 'denoising is unchanged');
+    const sf = pipe.vae.scalingFactor;
+    const z = r.latents.data.map((v, i) => v * std[Math.floor(i / 256) % 4]! / sf + mean[Math.floor(i / 256) % 4]!);
+    const dec = await pipe.vae.session.run({ latent_sample: f32([1, 4, 16, 16], z) }, ['sample']);
+    const want = (dec.outputs.sample!.data as Float32Array).map((v) => Math.min(1, Math.max(0, v / 2 + 0.5)));
+    assert.ok(relL2(r.images.data, want) < 1e-5);
+    assert.ok(relL2(r.images.data, plain.images.data) > 1e-3);
+  } finally {
+    cfg.latents_mean = null;
+    cfg.latents_std = null;
+  }
+});

@@ -45,3 +45,31 @@ test('setBeginIndex: multistep schedulers run from the begin index, and only fro
     assert.ok(sample.every(Number.isFinite), cls);
   }
 });
+
+// diffusers (main, 2026-12; torch 2.13), float32, x = sin(i), n = cos(3i), i < 8; config as `config` below:
+//   s = Cls(**cfg); s.set_timesteps(10); s.set_begin_index(6); t = s.timesteps[6:7]
+//   y = s.scale_noise(x, t, n) if FlowMatch else s.add_noise(x, n, t)
+const DIFFUSERS: Record<string, number[]> = {
+  EulerDiscreteScheduler: [0.93235838, -0.08155686, 1.80452013, -0.70837992, 0.02997178, -1.6672256, 0.33623636, 0.14630663],
+  EulerAncestralDiscreteScheduler: [0.93235838, -0.08155686, 1.80452013, -0.70837992, 0.02997178, -1.6672256, 0.33623636, 0.14630663],
+  DPMSolverMultistepScheduler: [0.75862849, -0.20279843, 1.32084107, -0.59926641, 0.14709705, -1.20108259, 0.31888932, 0.01251915],
+  UniPCMultistepScheduler: [0.75862849, -0.20279843, 1.32084107, -0.59926641, 0.14709705, -1.20108259, 0.31888932, 0.01251915],
+  DDIMScheduler: [0.6412344, 0.01088136, 1.31343913, -0.47596031, -0.03962046, -1.22296381, 0.20900968, 0.15291259],
+  DDPMScheduler: [0.6412344, 0.01088136, 1.31343913, -0.47596031, -0.03962046, -1.22296381, 0.20900968, 0.15291259],
+  LCMScheduler: [0.75757104, -0.20071721, 1.32094359, -0.59812939, 0.14527443, -1.20145798, 0.31784761, 0.01390594],
+  PNDMScheduler: [0.75968325, -0.20487785, 1.32073522, -0.60040098, 0.14891818, -1.2007041, 0.31992954, 0.01113319],
+  FlowMatchEulerDiscreteScheduler: [0.60215056, -0.26134577, 0.93993056, -0.49249306, 0.20703369, -0.83895397, 0.28644478, -0.06843373],
+};
+
+test('addNoise at the begin index matches diffusers for every scheduler', () => {
+  const x8 = x.subarray(0, 8);
+  const n8 = n.subarray(0, 8);
+  for (const [cls, want] of Object.entries(DIFFUSERS)) {
+    const s = createScheduler(config(cls), cls);
+    s.setTimesteps(10);
+    s.setBeginIndex(6);
+    const y = s.addNoise(x8, n8, 6);
+    want.forEach((w, i) => assert.ok(Math.abs(y[i]! - w) < 1e-6, `${cls}[${i}]: ${y[i]} vs ${w}`));
+  }
+  assert.deepEqual(Object.keys(DIFFUSERS).sort(), [...SUPPORTED_SCHEDULERS].sort(), 'every scheduler has a reference');
+});
