@@ -4,10 +4,12 @@
  * when it holds nothing beyond them. An output folder that equals or contains a source folder,
  * or lies inside one, is refused whatever the flags.
  */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { isWithin } from './paths.js';
+import { checkFreeSpace } from './space.js';
+import { dropTemp, makeTempSibling, sweepTemps } from './temp.js';
 
 /** The marker file (a dot-file: cache keys and folder listings skip it). */
 export const OUTPUT_MARKER = '.smash-output.json';
@@ -66,4 +68,35 @@ export function checkOutputFolder(out: string, o: OutputCheck = {}): void {
 export function markOutputFolder(dir: string, command: string): void {
   const entries = readdirSync(dir).filter((e) => e !== OUTPUT_MARKER).sort();
   writeFileSync(join(dir, OUTPUT_MARKER), `${JSON.stringify({ writtenBy: 'smash-diffusion', command, entries }, null, 2)}\n`);
+}
+
+/**
+ * Writes an output folder as every command of ours does: checked first (checkOutputFolder), the
+ * free space checked against `bytes` when given, written into a temporary sibling, marked as ours
+ * and renamed into place; on an error (or a sync/async `write` that throws) nothing is left.
+ */
+export function writeOutputFolder<T>(out: string, o: OutputCheck & { command: string; bytes?: () => number; what?: string }, write: (tmp: string) => T): T {
+  checkOutputFolder(out, o);
+  const target = resolve(out);
+  mkdirSync(dirname(target), { recursive: true });
+  sweepTemps(dirname(target));
+  if (o.bytes) checkFreeSpace(target, o.bytes(), o.what ?? `${o.command} into ${out}`, o.option);
+  const tmp = makeTempSibling(target);
+  const commit = <R>(r: R): R => {
+    markOutputFolder(tmp, o.command);
+    if (existsSync(target)) rmSync(target, { recursive: true, force: true });
+    renameSync(tmp, target);
+    dropTemp(tmp, false);
+    return r;
+  };
+  const fail = (e: unknown): never => {
+    dropTemp(tmp);
+    throw e;
+  };
+  try {
+    const r = write(tmp);
+    return (r instanceof Promise ? r.then(commit, fail) : commit(r)) as T;
+  } catch (e) {
+    return fail(e);
+  }
 }

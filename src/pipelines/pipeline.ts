@@ -11,7 +11,7 @@ import { PeakTracker } from '../runtime/memory.js';
 import { createScheduler, parseConfigJson, SUPPORTED_SCHEDULERS, type Scheduler, type SetTimestepsOptions } from '../schedulers/index.js';
 import { Generator } from '../tensors/random.js';
 import { toInt64, type Tokenizer } from '../tokenizers/index.js';
-import { isReporting, type CacheStepReport, type CfgMode, type DenoiseContext, type Denoiser, type GenerationSignature } from './denoiser.js';
+import { isReporting, type Branch, type CacheStepReport, type CfgMode, type DenoiseContext, type Denoiser, type GenerationSignature } from './denoiser.js';
 import { withDefaults, type GenerationDefaults } from './defaults.js';
 import { checkFinite, checkFiniteInput } from './finite.js';
 import { checkSide } from './limits.js';
@@ -710,6 +710,30 @@ export function penultimateHiddenState(te: TextEncoderComponent): string {
     throw new ModelFormatError('COMPONENT_IO', `the ${te.name} graph gives no hidden_states.{i} outputs (it gives ${te.session.outputNames.join(', ')}); convert it again with smash convert`);
   }
   return `hidden_states.${Math.max(...idx) - 1}`;
+}
+
+/**
+ * Classifier-free guidance at one step: the unconditional and conditional predictions (one
+ * batched call, or two with `cfg` 'split') combined as diffusers does, u + g·(c − u), in float32.
+ */
+export async function guidedPrediction(
+  cfg: CfgMode | null, guidance: number, x: Float32Array, rows: number, step: StepContext,
+  call: (branch: Branch, x: Float32Array, rows: number, step: StepContext) => Promise<Float32Array>,
+): Promise<Float32Array> {
+  if (!cfg) return call('cond', x, rows, step);
+  let u: Float32Array, c: Float32Array;
+  if (cfg === 'batched') {
+    const out = await call('cfg', concat(x, x), 2 * rows, step);
+    u = out.subarray(0, out.length / 2);
+    c = out.subarray(out.length / 2);
+  } else {
+    u = await call('uncond', x, rows, step);
+    c = await call('cond', x, rows, step);
+  }
+  const g = Math.fround(guidance);
+  const pred = new Float32Array(u.length);
+  for (let k = 0; k < u.length; k++) pred[k] = Math.fround(u[k]! + Math.fround(g * Math.fround(c[k]! - u[k]!)));
+  return pred;
 }
 
 /** A tokenizer's model_max_length, or CLIP's 77 where the tokenizer sets none. */

@@ -12,7 +12,7 @@ import type { Generator } from '../tensors/random.js';
 import type { Branch, CfgMode, DenoiserFeeds } from './denoiser.js';
 import { encoderWidth, mismatch, type LoadedComponents, type PipelineDescription } from './description.js';
 import {
-  asF32, badOption, checkInt, checkPrompts, checkSize, checkTensor, concat, DiffusionPipeline, filled, penultimateHiddenState, repeatRows, tokenLength,
+  asF32, badOption, checkInt, checkPrompts, checkSize, checkTensor, concat, DiffusionPipeline, filled, guidedPrediction, penultimateHiddenState, repeatRows, tokenLength,
   type Denoising, type GenerateOptions, type PipelineSource, type PlanBase, type SchedulerSpec, type StepContext, type TextEncoderComponent,
 } from './pipeline.js';
 import { concatFeatures } from './stable-diffusion-xl.js';
@@ -191,25 +191,10 @@ export class StableDiffusion3Pipeline extends DiffusionPipeline<Sd3Plan, Sd3Embe
       const stepFeeds = { hidden_states: hostF32([rows, C, h, w], x), timestep: hostF32([rows], filled(rows, step.timestep)) };
       return asF32((await this.denoiser.predict({ ...feeds.get(branch)!, ...stepFeeds }, { ...step, branch })).sample, 'transformer');
     };
-    const g = Math.fround(plan.guidance);
     return {
       latents: noise.data,
       dims: noise.dims,
-      predict: async (x, step) => {
-        if (!plan.cfg) return call('cond', x, B, step);
-        let u: Float32Array, c: Float32Array;
-        if (plan.cfg === 'batched') {
-          const out = await call('cfg', concat(x, x), 2 * B, step);
-          u = out.subarray(0, out.length / 2);
-          c = out.subarray(out.length / 2);
-        } else {
-          u = await call('uncond', x, B, step);
-          c = await call('cond', x, B, step);
-        }
-        const pred = new Float32Array(u.length);
-        for (let k = 0; k < u.length; k++) pred[k] = Math.fround(u[k]! + Math.fround(g * Math.fround(c[k]! - u[k]!)));
-        return pred;
-      },
+      predict: (x, step) => guidedPrediction(plan.cfg, plan.guidance, x, B, step, call),
       decode: async (final) => ({ images: await this.decodeLatents(this.vae, final, noise.dims, this.vae.shiftFactor), latents: { dims: noise.dims, data: final } }),
     };
   }

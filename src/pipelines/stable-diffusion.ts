@@ -10,7 +10,7 @@ import type { Generator } from '../tensors/random.js';
 import type { Branch, CfgMode, DenoiserFeeds } from './denoiser.js';
 import { encoderWidth, mismatch, type LoadedComponents, type PipelineDescription } from './description.js';
 import {
-  asF32, badOption, checkPrompts, checkTensor, concat, DiffusionPipeline, filled, repeatRows, tokenLength,
+  asF32, badOption, checkPrompts, checkTensor, concat, DiffusionPipeline, filled, guidedPrediction, repeatRows, tokenLength,
   type Denoising, type GenerateOptions, type PipelineSource, type PlanBase, type SchedulerSpec, type StepContext,
   type TextEncoderComponent,
 } from './pipeline.js';
@@ -131,25 +131,10 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
       const stepFeeds = { sample: hostF32([rows, C, h, w], x), timestep: hostF32([rows], filled(rows, step.timestep)) };
       return asF32((await this.denoiser.predict({ ...feeds.get(branch)!, ...stepFeeds }, { ...step, branch })).sample, 'unet');
     };
-    const g = Math.fround(plan.guidance);
     return {
       latents,
       dims: noise.dims,
-      predict: async (x, step) => {
-        if (!plan.cfg) return call('cond', x, B, step);
-        let u: Float32Array, c: Float32Array;
-        if (plan.cfg === 'batched') {
-          const out = await call('cfg', concat(x, x), 2 * B, step);
-          u = out.subarray(0, out.length / 2);
-          c = out.subarray(out.length / 2);
-        } else {
-          u = await call('uncond', x, B, step);
-          c = await call('cond', x, B, step);
-        }
-        const noisePred = new Float32Array(u.length);
-        for (let k = 0; k < u.length; k++) noisePred[k] = Math.fround(u[k]! + Math.fround(g * Math.fround(c[k]! - u[k]!)));
-        return noisePred;
-      },
+      predict: (x, step) => guidedPrediction(plan.cfg, plan.guidance, x, B, step, call),
       decode: async (final) => ({ images: await this.decodeLatents(this.vae, final, noise.dims, 0), latents: { dims: noise.dims, data: final } }),
     };
   }

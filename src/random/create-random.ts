@@ -3,13 +3,11 @@
  * safetensors, sharded above a size as Hugging Face does) or a whole pipeline folder.
  */
 import { ModelConfig } from '../models/config.js';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, ModelFormatError } from '../errors.js';
-import { checkOutputFolder, markOutputFolder } from '../fs/output.js';
-import { checkFreeSpace } from '../fs/space.js';
-import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
+import { writeOutputFolder } from '../fs/output.js';
 import { architectureFor, supportedArchitectures } from '../models/registry.js';
 import '../models/architectures.js';
 import { writeSafetensors } from '../tensors/safetensors.js';
@@ -248,23 +246,7 @@ export function writeComponentFiles(dir: string, spec: ComponentSpec, opts: Rand
  * earlier output of ours with `force`). `bytes` is checked against the free space first.
  */
 function atomicFolder<T>(out: string, force: boolean | undefined, bytes: number, write: (tmp: string) => T): T {
-  checkOutputFolder(out, { force });
-  const target = resolve(out);
-  mkdirSync(dirname(target), { recursive: true });
-  sweepTemps(dirname(target));
-  checkFreeSpace(target, bytes, `create-random into ${out}`);
-  const tmp = makeTempSibling(target);
-  try {
-    const r = write(tmp);
-    markOutputFolder(tmp, 'create-random');
-    if (existsSync(target)) rmSync(target, { recursive: true, force: true });
-    renameSync(tmp, target);
-    dropTemp(tmp, false);
-    return r;
-  } catch (e) {
-    dropTemp(tmp);
-    throw e;
-  }
+  return writeOutputFolder(out, { force, command: 'create-random', bytes: () => bytes, what: `create-random into ${out}` }, write);
 }
 
 /** Writes one random component folder at `out` (atomically). */

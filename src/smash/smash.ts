@@ -4,12 +4,11 @@
  * folder in Optimum's layout holding the transformed graphs, plus `smash_config.json`, so loading
  * it redoes no optimization.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { ModelFormatError } from '../errors.js';
-import { checkOutputFolder, markOutputFolder, OUTPUT_MARKER } from '../fs/output.js';
-import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
+import { OUTPUT_MARKER, writeOutputFolder } from '../fs/output.js';
 import type { Model } from '../ir/graph.js';
 import { loadModel } from '../ir/model-file.js';
 import { readJsonObject } from '../json.js';
@@ -76,22 +75,7 @@ function attach(pipe: Pipeline, config: SmashConfig, write: (dir: string) => Pro
   Object.defineProperty(smashed, 'save', {
     value: async (dir: string, o: { overwrite?: boolean } = {}) => {
       // as convert: never into the source, and `overwrite` replaces only an earlier output of ours
-      checkOutputFolder(dir, { sources: [pipe.source.dir, pipe.source.onnxDir], force: o.overwrite, option: 'dir' });
-      const target = resolve(dir);
-      mkdirSync(dirname(target), { recursive: true });
-      sweepTemps(dirname(target));
-      // written beside the target and renamed into place: a failure leaves no half bundle
-      const tmp = makeTempSibling(target);
-      try {
-        await write(tmp);
-        markOutputFolder(tmp, 'smash save');
-        if (existsSync(target)) rmSync(target, { recursive: true, force: true });
-        renameSync(tmp, target);
-        dropTemp(tmp, false);
-      } catch (e) {
-        dropTemp(tmp);
-        throw e;
-      }
+      await writeOutputFolder(dir, { sources: [pipe.source.dir, pipe.source.onnxDir], force: o.overwrite, option: 'dir', command: 'smash save' }, write);
     },
   });
   return smashed;
