@@ -1,11 +1,9 @@
 import { readJsonObject } from '../json.js';
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { ModelFormatError } from '../errors.js';
 import { checkComponentName } from '../fs/names.js';
-import { checkOutputFolder, markOutputFolder } from '../fs/output.js';
-import { checkFreeSpace } from '../fs/space.js';
-import { dropTemp, makeTempSibling, sweepTemps } from '../fs/temp.js';
+import { checkOutputFolder, writeOutputFolder } from '../fs/output.js';
 import { convertedBytes } from '../tensors/footprint.js';
 import type { DType } from '../core/dtype.js';
 import type { Model } from '../ir/graph.js';
@@ -61,16 +59,13 @@ export function buildComponent(folder: string, opts: Pick<ConvertOptions, 'dtype
  */
 export function convert(src: string, out: string, opts: ConvertOptions = {}): { components: string[] } {
   if (!existsSync(src) || !statSync(src).isDirectory()) throw new ModelFormatError('FILE_MISSING', 'no such model folder', { file: src });
+  // the output is checked before the source's index is read, as a user would want it named first
   checkOutputFolder(out, { sources: [src], force: opts.force });
   const index = join(src, 'model_index.json');
   const entries = existsSync(index) ? readPipelineIndex(index) : undefined;
-  const target = resolve(out);
-  mkdirSync(dirname(target), { recursive: true });
-  sweepTemps(dirname(target));
-  checkFreeSpace(target, estimateBytes(src, entries, opts), `converting ${src}`);
-  const tmp = makeTempSibling(target);
   const written: string[] = [];
-  try {
+  const check = { sources: [src], force: opts.force, command: 'convert', bytes: () => estimateBytes(src, entries, opts), what: `converting ${src}` };
+  writeOutputFolder(out, check, (tmp) => {
     if (entries) {
       for (const [name, [, cls]] of entries) {
         const sub = join(src, name);
@@ -90,14 +85,7 @@ export function convert(src: string, out: string, opts: ConvertOptions = {}): { 
     } else {
       written.push(...writeComponent(src, tmp, undefined, opts));
     }
-    markOutputFolder(tmp, 'convert');
-    if (existsSync(target)) rmSync(target, { recursive: true, force: true });
-    renameSync(tmp, target);
-    dropTemp(tmp, false);
-  } catch (e) {
-    dropTemp(tmp);
-    throw e;
-  }
+  });
   return { components: written };
 }
 
