@@ -12,7 +12,7 @@
  */
 import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
-import { constNumbers, constScalar, producedBy, sameInts, substitute } from './match.js';
+import { constNumbers, constScalar, producedBy, sameInts, soleReader, substitute } from './match.js';
 
 interface Heads {
   x: Value;
@@ -73,12 +73,12 @@ export const attentionFusion: Rule<Match> = {
     if (!v) return noMatch('v is not split into heads');
     if (q.heads.heads !== k.heads.heads || q.heads.heads !== v.heads || q.heads.headDim !== k.heads.headDim) return noMatch('q, k, v head layouts differ');
     const pvOut = pv.outputs[0]!;
-    const t = pvOut.uses.size === 1 ? [...pvOut.uses][0]!.node : undefined;
-    if (!t || t.opType !== 'Transpose' || !sameInts(t.attrInts('perm'), [0, 2, 1, 3])) return noMatch('the output is not merged back by Transpose(0,2,1,3)');
+    const t = soleReader(pvOut, 'Transpose');
+    if (!t || !sameInts(t.attrInts('perm'), [0, 2, 1, 3])) return noMatch('the output is not merged back by Transpose(0,2,1,3)');
     const tOut = t.outputs[0]!;
-    const r = tOut.uses.size === 1 ? [...tOut.uses][0]!.node : undefined;
+    const r = soleReader(tOut, 'Reshape');
     const shape = constNumbers(r?.inputs[1]);
-    if (!r || r.opType !== 'Reshape' || !shape || shape.length !== 3 || shape[0] !== 0 || shape[1] !== 0) return noMatch('the merged output is not reshaped to [B, S, H·D]');
+    if (!r || !shape || shape.length !== 3 || shape[0] !== 0 || shape[1] !== 0) return noMatch('the merged output is not reshaped to [B, S, H·D]');
     return { q: q.heads.x, k: k.heads.x, v: v.x, heads: q.heads.heads, scale: q.scale * k.scale, last: r };
   },
   rewrite(m, softmax) {

@@ -8,7 +8,7 @@
  */
 import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
-import { constScalar, producedBy, substitute } from './match.js';
+import { constScalar, producedBy, soleReader, substitute } from './match.js';
 
 const near = (a: number | undefined, b: number) => a !== undefined && Math.abs(a - b) <= 1e-4 * Math.abs(b);
 
@@ -28,10 +28,6 @@ function isCube(v: Value | null | undefined, x: Value): boolean {
   if (p?.opType !== 'Mul' || p.domain) return false;
   const sq = (s: Value | null) => s?.producer?.opType === 'Mul' && s.producer.inputs[0] === x && s.producer.inputs[1] === x;
   return (p.inputs[0] === x && sq(p.inputs[1])) || (p.inputs[1] === x && sq(p.inputs[0]));
-}
-
-function readers(v: Value): Node[] {
-  return [...v.uses].map((u) => u.node);
 }
 
 interface Match {
@@ -54,10 +50,10 @@ export const fastGeluFusion: Rule<Match> = {
     }
     if (!x) return noMatch('no x + 0.044715·x³');
     const t = tanh.outputs[0]!;
-    const plus = readers(t).length === 1 ? readers(t)[0] : undefined;
-    if (plus?.opType !== 'Add' || !near(withConst(plus)?.[1], 1)) return noMatch('tanh is not followed by + 1');
+    const plus = soleReader(t, 'Add');
+    if (!plus || !near(withConst(plus)?.[1], 1)) return noMatch('tanh is not followed by + 1');
     const p = plus.outputs[0]!;
-    const mul = readers(p).length === 1 && readers(p)[0]!.opType === 'Mul' ? readers(p)[0]! : undefined;
+    const mul = soleReader(p, 'Mul');
     if (!mul) return noMatch('1 + tanh is not multiplied');
     const o = mul.inputs[0] === p ? mul.inputs[1] : mul.inputs[0];
     // (1 + tanh)·(0.5·x)
@@ -66,8 +62,8 @@ export const fastGeluFusion: Rule<Match> = {
     // ((1 + tanh)·x)·0.5
     if (o === x) {
       const out = mul.outputs[0]!;
-      const h = readers(out).length === 1 ? readers(out)[0] : undefined;
-      if (h?.opType === 'Mul' && near(withConst(h)?.[1], 0.5)) return { x, last: h };
+      const h = soleReader(out, 'Mul');
+      if (h && near(withConst(h)?.[1], 0.5)) return { x, last: h };
     }
     return noMatch('the product is not halved');
   },

@@ -23,6 +23,13 @@ export function producedBy(v: Value | null | undefined, op: string): Node | unde
   return p && p.opType === op && !p.domain ? p : undefined;
 }
 
+/** The only reader of `v` when it is a default-domain `op` and `v` is no graph output (so the pattern may swallow it). */
+export function soleReader(v: Value, op: string): Node | undefined {
+  if (v.uses.size !== 1 || v.producer?.graph?.outputs.includes(v)) return undefined;
+  const n = [...v.uses][0]!.node;
+  return n.opType === op && !n.domain ? n : undefined;
+}
+
 /** True when `v` feeds nothing but `node` and is no graph output (so it may disappear with it). */
 export function onlyFeeds(v: Value, node: Node): boolean {
   return [...v.uses].every((u) => u.node === node) && !node.graph?.outputs.includes(v);

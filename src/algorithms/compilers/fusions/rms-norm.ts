@@ -8,13 +8,7 @@
  */
 import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
-import { constNumbers, constScalar, substitute } from './match.js';
-
-function soleReader(v: Value, op: string): Node | undefined {
-  if (v.uses.size !== 1 || v.producer?.graph?.outputs.includes(v)) return undefined;
-  const n = [...v.uses][0]!.node;
-  return n.opType === op && !n.domain ? n : undefined;
-}
+import { constNumbers, constScalar, soleReader, substitute } from './match.js';
 
 /** The other input of a binary node, given one. */
 function other(n: Node, v: Value): Value | null | undefined {
