@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quantizeMatMulsDynamic } from '../../src/algorithms/quantizers/int8-dynamic.js';
-import { dequantizeColumnsInt8, quantizeColumnsInt8 } from '../../src/algorithms/quantizers/int8.js';
+import { dequantizePerChannelInt8, quantizePerChannelInt8 } from '../../src/algorithms/quantizers/int8.js';
 import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
 import { modulePath } from '../../src/ir/modules.js';
 import { tensor } from '../../src/core/tensor.js';
@@ -21,11 +21,16 @@ async function quantize(d: FixtureDenoiser) {
 
 test('int8 per-column weights: every dequantized weight within half a step of the float one', () => {
   const w = tensor.f32([3, 2], [0.5, -2, 0.25, 1, -0.1, 0]);
-  const q = quantizeColumnsInt8(w);
+  const q = quantizePerChannelInt8(w, 1);
   assert.deepEqual([...new Float32Array(q.scale.bytes().slice().buffer)], [Math.fround(0.5 / 127), Math.fround(2 / 127)]);
-  const back = dequantizeColumnsInt8(q);
+  const back = dequantizePerChannelInt8(q, 1);
   const x = new Float32Array(w.bytes().slice().buffer);
   for (let i = 0; i < x.length; i++) assert.ok(Math.abs(back[i]! - x[i]!) <= (i % 2 ? 2 : 0.5) / 127 / 2 + 1e-7, `element ${i}`);
+  // along axis 0 (a Conv's output channels): rows [0.5, -2] and [0.25, 1] and [-0.1, 0]
+  const rows = quantizePerChannelInt8(w, 0);
+  assert.deepEqual([...new Float32Array(rows.scale.bytes().slice().buffer)], [Math.fround(2 / 127), Math.fround(1 / 127), Math.fround(0.1 / 127)]);
+  const backRows = dequantizePerChannelInt8(rows, 0);
+  for (let i = 0; i < x.length; i++) assert.ok(Math.abs(backRows[i]! - x[i]!) <= [2, 1, 0.1][i >> 1]! / 127 / 2 + 1e-7, `row element ${i}`);
 });
 
 test('int8Dynamic on Flux: MatMuls become DynamicQuantizeMatMul with biases folded, excluded modules stay float', async () => {

@@ -6,36 +6,12 @@
  *   ⇒
  *     x ─► DynamicQuantizeLinear ─► ConvInteger(Wq int8, x_zp) ─► Cast(float) ─► Mul(x_scale · w_scale[c]) ─► Add(b[c]) ─► y
  */
-import { InMemoryTensor, LazyTensor, type Tensor } from '../../core/tensor.js';
+import { InMemoryTensor } from '../../core/tensor.js';
 import { toFloat32 } from '../../core/float.js';
 import { onnxDataType } from '../../core/dtype.js';
 import { Node, Value, type Graph, type Model } from '../../ir/graph.js';
+import { quantizePerChannelInt8 } from './int8.js';
 import { dropUnused } from './linear.js';
-
-/** Per-output-channel symmetric int8 of a [C_out, C_in/g, kh, kw] weight. */
-export function quantizeConvWeight(w: Tensor): { q: Tensor; scale: Tensor } {
-  const C = w.shape[0]!;
-  const per = w.shape.slice(1).reduce((a, b) => a * b, 1);
-  const compute = () => {
-    const x = toFloat32(w);
-    const scale = new Float32Array(C);
-    const q = new Int8Array(C * per);
-    for (let c = 0; c < C; c++) {
-      let amax = 0;
-      for (let i = 0; i < per; i++) amax = Math.max(amax, Math.abs(x[c * per + i]!));
-      const s = amax > 0 ? amax / 127 : 1;
-      scale[c] = s;
-      for (let i = 0; i < per; i++) q[c * per + i] = Math.max(-127, Math.min(127, Math.round(x[c * per + i]! / s)));
-    }
-    return { q, scale };
-  };
-  // the scale is small and needed to build the graph; the int8 weight is made when it is saved
-  const scale = compute().scale;
-  return {
-    q: new LazyTensor('int8', w.shape, () => new Uint8Array(compute().q.buffer)),
-    scale: new InMemoryTensor('float32', [1, C, 1, 1], scale),
-  };
-}
 
 /** Replaces the given float Convs (constant weights) by the ConvInteger chain; returns how many. */
 export function quantizeConvsDynamic(model: Model, nodes: readonly Node[]): number {
@@ -55,7 +31,7 @@ export function quantizeConvsDynamic(model: Model, nodes: readonly Node[]): numb
 
 function replaceConv(g: Graph, conv: Node, w: Value, bias: Value | undefined): void {
   const base = conv.name.replace(/Conv(_\d+)?$/, '');
-  const { q, scale } = quantizeConvWeight(w.const!);
+  const { q, scale } = quantizePerChannelInt8(w.const!, 0);
   const out = conv.outputs[0]!;
   const v = (suffix: string, dtype: Value['dtype']) => new Value(`${base}${suffix}`, dtype);
   const node = (op: string, name: string, inputs: (Value | null)[], outputs: Value[], attrs?: Node['attributes']) => {
@@ -71,7 +47,8 @@ function replaceConv(g: Graph, conv: Node, w: Value, bias: Value | undefined): v
   const accF = v('ConvInteger_float', 'float32');
   const sc = v('rescale', 'float32');
   const wq = g.addInitializer(`${w.name}_quantized`, q);
-  const ws = g.addInitializer(`${w.name}_scale`, scale);
+  // [1, C, 1, 1]: broadcast over the NCHW accumulator
+  const ws = g.addInitializer(`${w.name}_scale`, new InMemoryTensor('float32', [1, scale.shape[0]!, 1, 1], toFloat32(scale)));
   const scaled = bias ? v('ConvInteger_scaled', 'float32') : out;
   const nodes = [
     node('DynamicQuantizeLinear', 'DynamicQuantizeLinear', [conv.inputs[0]!], [xq, xs, xz]),

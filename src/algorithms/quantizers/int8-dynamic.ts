@@ -10,14 +10,14 @@ import type { Model, Node } from '../../ir/graph.js';
 import { profileRuns } from '../../runtime/profiles.js';
 import { defineAlgorithm, supported, unsupported } from '../algorithm.js';
 import { quantizeConvsDynamic } from './conv-integer.js';
-import { lazyQuantizeColumnsInt8 } from './int8.js';
+import { quantizePerChannelInt8 } from './int8.js';
 import { replaceLinears } from './linear.js';
 import { targetFields, targetLinears, targetNodes } from './targets.js';
 
 /** Rewrites the selected MatMuls; returns how many were quantized. */
 export function quantizeMatMulsDynamic(model: Model, nodes: readonly Node[]): number {
   return replaceLinears(model, nodes, 'DynamicQuantizeMatMul', ({ node, weight, folded, init }, dq) => {
-    const { q, scale } = lazyQuantizeColumnsInt8(weight.const!);
+    const { q, scale } = quantizePerChannelInt8(weight.const!, 1);
     dq.inputs.push(node.inputs[0]!, init('quantized', q), init('scale', scale), null, folded?.bias ?? null);
   });
 }

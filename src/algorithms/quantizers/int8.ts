@@ -1,68 +1,55 @@
 /**
- * int8 weight arithmetic shared by the int8 quantizers: symmetric per-output-channel scales
- * (torchao's int8 weights, ONNX Runtime's per-channel quantize_dynamic), so zero stays exact
- * and no zero point is needed.
+ * int8 weight arithmetic shared by the int8 quantizers: symmetric per-channel scales (torchao's
+ * int8 weights, ONNX Runtime's per-channel quantization), so zero stays exact and no zero point
+ * is needed. The scales are computed at once (they are small and shape the graph); the int8
+ * weight is made when it is read — when the graph is saved or handed to a session — so
+ * converting a checkpoint larger than memory streams.
  */
 import { InMemoryTensor, LazyTensor, type Tensor } from '../../core/tensor.js';
 import { toFloat32 } from '../../core/float.js';
 
 export interface Int8Weight {
-  /** int8 [K, N], same layout as the float weight */
+  /** int8, the float weight's shape */
   q: Tensor;
-  /** float32 [N]: w ≈ q × scale per column */
+  /** float32 [C]: w ≈ q × scale along the axis */
   scale: Tensor;
 }
 
-/** Quantizes a [K, N] MatMul weight per column (output channel). */
-export function quantizeColumnsInt8(w: Tensor): Int8Weight {
-  const [K, N] = w.shape as [number, number];
+/** Element `i` of channel `c`: axis 0 is a Conv's output channels, axis 1 a [K, N] MatMul weight's columns. */
+function layout(shape: readonly number[], axis: 0 | 1) {
+  const C = shape[axis]!;
+  const count = shape.reduce((a, b) => a * b, 1) / C;
+  const inner = axis === 0 ? count : 1;
+  const index = axis === 0 ? (c: number, i: number) => c * inner + i : (c: number, i: number) => i * C + c;
+  return { C, count, index };
+}
+
+/** Quantizes a float weight per channel along `axis`. */
+export function quantizePerChannelInt8(w: Tensor, axis: 0 | 1): Int8Weight {
+  const { C, count, index } = layout(w.shape, axis);
   const x = toFloat32(w);
-  const amax = new Float32Array(N);
-  for (let k = 0; k < K; k++) {
-    const row = k * N;
-    for (let n = 0; n < N; n++) {
-      const a = Math.abs(x[row + n]!);
-      if (a > amax[n]!) amax[n] = a;
-    }
+  const scales = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    let amax = 0;
+    for (let i = 0; i < count; i++) amax = Math.max(amax, Math.abs(x[index(c, i)]!));
+    scales[c] = amax > 0 ? amax / 127 : 1;
   }
-  const scale = new Float32Array(N);
-  for (let n = 0; n < N; n++) scale[n] = amax[n]! > 0 ? amax[n]! / 127 : 1;
-  const q = new Int8Array(K * N);
-  for (let k = 0; k < K; k++) {
-    const row = k * N;
-    for (let n = 0; n < N; n++) q[row + n] = Math.max(-127, Math.min(127, Math.round(x[row + n]! / scale[n]!)));
-  }
-  return { q: new InMemoryTensor('int8', [K, N], q), scale: new InMemoryTensor('float32', [N], scale) };
+  const q = new LazyTensor('int8', w.shape, () => {
+    const v = toFloat32(w);
+    const out = new Int8Array(v.length);
+    for (let c = 0; c < C; c++) for (let i = 0; i < count; i++) out[index(c, i)] = Math.max(-127, Math.min(127, Math.round(v[index(c, i)]! / scales[c]!)));
+    return new Uint8Array(out.buffer);
+  });
+  return { q, scale: new InMemoryTensor('float32', [C], scales) };
 }
 
-/**
- * The same, computed when the tensors are first read (when a graph is saved or handed to a
- * session), so converting a checkpoint larger than memory streams: the float weight is read once
- * for both tensors, and the result is dropped as soon as both have been read.
- */
-export function lazyQuantizeColumnsInt8(w: Tensor): Int8Weight {
-  const [K, N] = w.shape as [number, number];
-  let memo: Int8Weight | undefined;
-  const pending = new Set<'q' | 'scale'>();
-  const read = (part: 'q' | 'scale') => () => {
-    if (!memo) {
-      memo = quantizeColumnsInt8(w);
-      pending.add('q').add('scale');
-    }
-    const bytes = memo[part].bytes();
-    pending.delete(part);
-    if (!pending.size) memo = undefined;
-    return bytes;
-  };
-  return { q: new LazyTensor('int8', [K, N], read('q')), scale: new LazyTensor('float32', [N], read('scale')) };
-}
-
-/** The float weight the int8 one stands for (for error bounds and tests). */
-export function dequantizeColumnsInt8({ q, scale }: Int8Weight): Float32Array {
-  const [K, N] = q.shape as [number, number];
-  const qs = new Int8Array(q.bytes().buffer, q.bytes().byteOffset, K * N);
+/** The float weight an int8 one stands for (for error bounds and tests). */
+export function dequantizePerChannelInt8({ q, scale }: Int8Weight, axis: 0 | 1): Float32Array {
+  const { C, count, index } = layout(q.shape, axis);
+  const b = q.bytes();
+  const qs = new Int8Array(b.buffer, b.byteOffset, b.byteLength);
   const s = toFloat32(scale);
-  const out = new Float32Array(K * N);
-  for (let i = 0; i < K * N; i++) out[i] = qs[i]! * s[i % N]!;
+  const out = new Float32Array(qs.length);
+  for (let c = 0; c < C; c++) for (let i = 0; i < count; i++) out[index(c, i)] = qs[index(c, i)]! * s[c]!;
   return out;
 }

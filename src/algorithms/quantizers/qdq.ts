@@ -10,9 +10,9 @@
  * Activation scales come from calibration: the range each observed value took over a prompt set,
  * every step and guidance branch.
  */
-import { InMemoryTensor, LazyTensor, type Tensor } from '../../core/tensor.js';
-import { toFloat32 } from '../../core/float.js';
+import { InMemoryTensor } from '../../core/tensor.js';
 import { Node, Value, type Graph, type Model } from '../../ir/graph.js';
+import { quantizePerChannelInt8 } from './int8.js';
 import { constWeight2D } from './linear.js';
 
 /** The range an activation took during calibration. */
@@ -43,32 +43,6 @@ export function uint8Params(r: Range): { scale: number; zeroPoint: number } {
   return { scale: Math.fround(scale), zeroPoint: Math.max(0, Math.min(255, Math.round(-lo / scale))) };
 }
 
-/** Symmetric int8 per slice along `axis` (0: Conv's output channels; 1: a MatMul weight's columns). */
-function perChannel(w: Tensor, axis: 0 | 1): { q: Tensor; scale: Tensor; zero: Tensor } {
-  const shape = w.shape;
-  const C = shape[axis]!;
-  const inner = axis === 0 ? shape.slice(1).reduce((a, b) => a * b, 1) : 1;
-  const stride = axis === 0 ? inner : C;
-  const index = (c: number, i: number) => (axis === 0 ? c * inner + i : i * stride + c);
-  const count = (w.byteLength / 4) / C;
-  const x = () => toFloat32(w);
-  const scales = new Float32Array(C);
-  const xs = x();
-  for (let c = 0; c < C; c++) {
-    let amax = 0;
-    for (let i = 0; i < count; i++) amax = Math.max(amax, Math.abs(xs[index(c, i)]!));
-    scales[c] = amax > 0 ? amax / 127 : 1;
-  }
-  // the int8 weight is made when the graph is saved or handed to a session
-  const q = new LazyTensor('int8', shape, () => {
-    const v = x();
-    const out = new Int8Array(v.length);
-    for (let c = 0; c < C; c++) for (let i = 0; i < count; i++) out[index(c, i)] = Math.max(-127, Math.min(127, Math.round(v[index(c, i)]! / scales[c]!)));
-    return new Uint8Array(out.buffer);
-  });
-  return { q, scale: new InMemoryTensor('float32', [C], scales), zero: new InMemoryTensor('int8', [C], new Int8Array(C)) };
-}
-
 /**
  * Rewrites the given Convs and MatMuls with the calibrated ranges; a node whose activations have
  * no range (never observed) is left in float. Returns how many were rewritten.
@@ -93,7 +67,9 @@ export function quantizeStatic(model: Model, nodes: readonly Node[], ranges: Rea
     }
     n.setInput(0, xd);
     const w = n.inputs[1]!;
-    const { q, scale, zero } = perChannel(w.const!, n.opType === 'Conv' ? 0 : 1);
+    const C = w.const!.shape[n.opType === 'Conv' ? 0 : 1]!;
+    const { q, scale } = quantizePerChannelInt8(w.const!, n.opType === 'Conv' ? 0 : 1);
+    const zero = new InMemoryTensor('int8', [C], new Int8Array(C));
     const wq = g.addInitializer(`${w.name}_quantized`, q);
     const ws = g.addInitializer(`${w.name}_scale`, scale);
     const wz = g.addInitializer(`${w.name}_zero_point`, zero);
