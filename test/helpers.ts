@@ -38,13 +38,19 @@ export function readF32(file: string, key: string): { data: Float32Array; shape:
 const copies: string[] = [];
 process.on('exit', () => { for (const d of copies) rmSync(d, { recursive: true, force: true }); });
 
+/** A fresh temporary folder, removed with everything in it when the test process exits. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  copies.push(dir);
+  return dir;
+}
+
 /**
  * A temporary copy of a model folder (config.json + its safetensors weights) with the config
  * and/or the tensors edited; removed when the test process exits.
  */
 export function editedCopy(from: string, edit: { config?: (c: Record<string, unknown>) => void; tensors?: (m: Map<string, Tensor>) => void } = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'smash-edited-'));
-  copies.push(dir);
+  const dir = tempDir('smash-edited-');
   const config = JSON.parse(readFileSync(join(from, 'config.json'), 'utf8')) as Record<string, unknown>;
   edit.config?.(config);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, checkpointCounts, fixture } from '../helpers.js';
+import { FIXTURES, checkpointCounts, fixture, tempDir } from '../helpers.js';
 import { runCli } from './run-cli.js';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { tensor } from '../../src/core/tensor.js';
@@ -54,7 +53,7 @@ test('inspect on a saved ONNX model: io, ops with domains and subgraphs, externa
   const y = b.scope('proj', () => b.matmul(x, b.weight('weight', tensor.f32([256, 256]))));
   const z = b.op('FastGelu', [y], {}, { domain: 'com.microsoft' });
   b.output(z, 'out', 'float32', ['batch', 256]);
-  const dir = mkdtempSync(join(tmpdir(), 'insp-'));
+  const dir = tempDir('insp-');
   saveModel(b.model({ '': 17, 'com.microsoft': 1 }), join(dir, 'model.onnx'));
   const r = await runCli(['inspect', join(dir, 'model.onnx'), '--json']);
   const j = JSON.parse(r.stdout);
@@ -68,7 +67,7 @@ test('inspect on a saved ONNX model: io, ops with domains and subgraphs, externa
 });
 
 test('the CLI prints typed errors in one line, without a stack, and exits non-zero', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'insp-bad-'));
+  const dir = tempDir('insp-bad-');
   writeFileSync(join(dir, 'bad.safetensors'), Buffer.from([255, 255, 255, 255, 0, 0, 0, 0, 1, 2]));
   const r = await runCli(['inspect', join(dir, 'bad.safetensors')]);
   assert.equal(r.code, 1);

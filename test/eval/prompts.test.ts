@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { allShapeCaptions, BUILTIN_PROMPTS, namedPromptSet, readPromptFile, shapePrompts } from '../../src/eval/prompts.js';
 import { ConfigError, ModelFormatError } from '../../src/errors.js';
+import { tempDir } from '../helpers.js';
 
 const GRAMMAR = /^a (small|large) (red|green|blue|yellow|white|purple|orange|black) (circle|square|triangle) at the (left|right|top|bottom|center) on a (black|white|gray|blue|green) background$/;
 
@@ -32,7 +31,7 @@ test('shape captions follow the fixtures grammar and its exclusions, and a sampl
 });
 
 test('prompt files: text lines, JSON strings or objects, CSV prompt column with quotes', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'prompts-'));
+  const dir = tempDir('prompts-');
   const f = (name: string, body: string) => { writeFileSync(join(dir, name), body); return join(dir, name); };
   assert.deepEqual(readPromptFile(f('a.txt', '# comment\na cat\n\n  a dog  \r\n')), ['a cat', 'a dog']);
   assert.deepEqual(readPromptFile(f('a.json', '["a cat", {"prompt": "a dog", "seed": 3}]')), ['a cat', 'a dog']);

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, symlinkSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { Graph, allNodes } from '../../src/ir/graph.js';
@@ -9,7 +8,7 @@ import { tensor } from '../../src/core/tensor.js';
 import { decodeModel, encodeModel } from '../../src/ir/serde.js';
 import { loadModel, saveModel } from '../../src/ir/model-file.js';
 import { Session, f32 } from '../../src/runtime/session.js';
-import { expectFormatError } from '../helpers.js';
+import { expectFormatError, tempDir } from '../helpers.js';
 
 /** y = x·W + If(cond, x·W2, x) with 64×64 weights (big enough to go to external data). */
 function ifModel() {
@@ -37,7 +36,7 @@ const feeds = (c: boolean) => ({
 test('a model with an If subgraph and external data runs bit-identically after save and load', async () => {
   const m = ifModel();
   const before = await Session.create(m);
-  const dir = mkdtempSync(join(tmpdir(), 'ir-'));
+  const dir = tempDir('ir-');
   const path = join(dir, 'model.onnx');
   saveModel(m, path);
   assert.ok(existsSync(join(dir, 'model.onnx_data')));
@@ -63,7 +62,7 @@ test('a model with an If subgraph and external data runs bit-identically after s
 
 test('external data splits into several files under the size limit', () => {
   const m = ifModel();
-  const dir = mkdtempSync(join(tmpdir(), 'ir-split-'));
+  const dir = tempDir('ir-split-');
   saveModel(m, join(dir, 'model.onnx'), { maxFileBytes: 20000 });
   assert.ok(existsSync(join(dir, 'model.onnx_data')));
   assert.ok(existsSync(join(dir, 'model.onnx_data.1')));
@@ -93,7 +92,7 @@ test('encode/decode keeps attributes of every kind, domains and opsets', () => {
 
 /** Saves ifModel, then rewrites the location/offset of its first external tensor. */
 function tampered(edit: (dir: string) => { location?: string; offset?: number }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ir-bad-'));
+  const dir = tempDir('ir-bad-');
   const m = ifModel();
   saveModel(m, join(dir, 'model.onnx'));
   const re = loadModel(join(dir, 'model.onnx'));
@@ -104,7 +103,7 @@ function tampered(edit: (dir: string) => { location?: string; offset?: number })
 }
 
 test('bad ONNX input gives typed errors naming the file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ir-junk-'));
+  const dir = tempDir('ir-junk-');
   writeFileSync(join(dir, 'junk.onnx'), Buffer.from('this is not a protobuf at all, just text\n'));
   expectFormatError(() => loadModel(join(dir, 'junk.onnx')), 'ONNX_PROTOBUF', /junk\.onnx/);
   // truncated protobuf
@@ -122,7 +121,7 @@ test('external data outside the model folder, out of range, or missing is refuse
   expectFormatError(() => loadModel(tampered(() => ({ offset: 1 << 30 }))), 'EXTERNAL_DATA_RANGE', /lin\.weight|branch\.w2/);
   expectFormatError(() => loadModel(tampered(() => ({ location: 'nothere.bin' }))), 'EXTERNAL_DATA_MISSING', /nothere\.bin/);
   // a symlink inside the folder that points out of it
-  const outside = mkdtempSync(join(tmpdir(), 'ir-outside-'));
+  const outside = tempDir('ir-outside-');
   writeFileSync(join(outside, 'secret.bin'), Buffer.alloc(1 << 16));
   expectFormatError(() => loadModel(tampered((dir) => {
     mkdirSync(join(dir, 'sub'));

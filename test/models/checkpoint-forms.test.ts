@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fixture, readF32, relL2 } from '../helpers.js';
+import { fixture, readF32, relL2, tempDir } from '../helpers.js';
 import { buildComponent } from '../../src/models/convert.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
 import { castTensor } from '../../src/core/float.js';
@@ -24,7 +23,7 @@ async function runUnet(folder: string, variant?: string): Promise<Float32Array> 
 }
 
 function copyConfig(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ckforms-'));
+  const dir = tempDir('ckforms-');
   cpSync(join(UNET, 'config.json'), join(dir, 'config.json'));
   return dir;
 }
@@ -60,7 +59,7 @@ test('a variant file (diffusion_pytorch_model.fp16.safetensors) loads like the p
 });
 
 async function exportAndRun(model: Model, feeds: Record<string, HostTensor>, output: string): Promise<Float32Array> {
-  const dir = mkdtempSync(join(tmpdir(), 'optimum-'));
+  const dir = tempDir('optimum-');
   try {
     saveModel(model, join(dir, 'model.onnx'));
     const s = await Session.create(join(dir, 'model.onnx'));

@@ -1,15 +1,14 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkpointCounts, editedCopy, fixture, readF32, relL2 } from '../helpers.js';
+import { checkpointCounts, editedCopy, fixture, readF32, relL2, tempDir } from '../helpers.js';
 import { runCli } from '../cli/run-cli.js';
 import { Session, f32, i64 } from '../../src/runtime/session.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
 import { tensorData } from '../../src/core/tensor.js';
 
-const work = mkdtempSync(join(tmpdir(), 'convert-'));
+const work = tempDir('convert-');
 const sdOut = join(work, 'sd15');
 const fluxOut = join(work, 'flux');
 
@@ -132,7 +131,7 @@ async function expectError(args: string[], code: string, mention: RegExp) {
 
 
 test('bad sources give clear errors naming the key, tensor or file', async () => {
-  const out = () => join(mkdtempSync(join(tmpdir(), 'conv-out-')), 'o');
+  const out = () => join(tempDir('conv-out-'), 'o');
   await expectError(['convert', editedCopy(fixture('models/sd15-unet-tiny'), { config: (c) => { c.resnet_time_scale_shift = 'scale_shift'; } }), '--out', out()], 'CONFIG_VALUE', /resnet_time_scale_shift/);
   // a weight missing, and one of the wrong shape
   const { writeSafetensors } = await import('../../src/tensors/safetensors.js');
@@ -146,14 +145,14 @@ test('bad sources give clear errors naming the key, tensor or file', async () =>
   const other = 'text_model.final_layer_norm.weight';
   writeSafetensors(join(wrong, 'model.safetensors'), new Map(st.names.map((n) => [n, n === victim ? st.tensor(other) : st.tensor(n)])));
   await expectError(['convert', wrong, '--out', out()], 'WEIGHT_SHAPE', /self_attn\.q_proj\.weight/);
-  const noConfig = mkdtempSync(join(tmpdir(), 'conv-nocfg-'));
+  const noConfig = tempDir('conv-nocfg-');
   cpSync(join(src, 'model.safetensors'), join(noConfig, 'model.safetensors'));
   await expectError(['convert', noConfig, '--out', out()], 'CONFIG_MISSING', /config\.json/);
   await expectError(['convert', editedCopy(src, { config: (c) => { c.architectures = ['BertModel']; } }), '--out', out()], 'UNSUPPORTED_ARCHITECTURE', /BertModel/);
 });
 
 test('convert never writes into the source and never replaces an output without --force', async () => {
-  const src = mkdtempSync(join(tmpdir(), 'conv-src-'));
+  const src = tempDir('conv-src-');
   cpSync(fixture('models/clip-text-tiny'), src, { recursive: true });
   await expectError(['convert', src, '--out', join(src, 'onnx')], 'OUT_INSIDE_SOURCE', /inside the source/);
   await expectError(['convert', src, '--out', src], 'OUT_CONTAINS_SOURCE', /is or contains the source/);

@@ -1,12 +1,12 @@
 // Config handling: unsupported values are refused with a ConfigError naming the key and the options.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, ModelFormatError } from '../../src/errors.js';
 import { SUPPORTED_SCHEDULERS, createScheduler, loadScheduler, parseConfigJson } from '../../src/schedulers/index.js';
+import { tempDir } from '../helpers.js';
 
 const SD = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear' };
 
@@ -108,7 +108,7 @@ test('loadScheduler reads pipeline folders, scheduler folders and files', () => 
 });
 
 test('loadScheduler: bad JSON is a ModelFormatError naming the file; config errors name it too', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'smash-sched-'));
+  const dir = tempDir('smash-sched-');
   mkdirSync(join(dir, 'scheduler'));
   const file = join(dir, 'scheduler', 'scheduler_config.json');
   writeFileSync(file, '{"_class_name": "DDIMScheduler",');

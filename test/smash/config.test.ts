@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CompatibilityError, ConfigError } from '../../src/errors.js';
 import { defineAlgorithm, supported, unsupported, type Algorithm } from '../../src/algorithms/algorithm.js';
 import { ALGORITHMS, makeRegistry } from '../../src/algorithms/registry.js';
 import { SmashConfig } from '../../src/smash/config.js';
+import { tempDir } from '../helpers.js';
 
 const noop = { apply: () => ({}) };
 /** A registry of test algorithms standing in for the real ones, so the rules are tested in isolation. */
@@ -64,7 +64,7 @@ test('an algorithm that does not support the pipeline fails before any work', ()
 });
 
 test('from a JSON file and from CLI flags', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'smash-config-'));
+  const dir = tempDir('smash-config-');
   const file = join(dir, 'smash.json');
   writeFileSync(file, JSON.stringify({ cache_a: { interval: 3, start_step: 1 }, quant_a: { exclude: ['*norm*'] } }));
   assert.deepEqual(SmashConfig.fromFile(file, R).toJSON(), { quantA: { mode: 'x', exclude: ['*norm*'] }, cacheA: { interval: 3, startStep: 1 } });

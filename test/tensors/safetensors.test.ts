@@ -1,14 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '../../src/tensors/safetensors.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
 import { f32ToBf16, toFloat32 } from '../../src/core/float.js';
 import { tensorData } from '../../src/core/tensor.js';
 import { ModelFormatError } from '../../src/errors.js';
-import { FIXTURES, fixture } from '../helpers.js';
+import { FIXTURES, fixture, tempDir } from '../helpers.js';
 
 function* walk(d: string): Generator<string> {
   for (const n of readdirSync(d)) {
@@ -19,7 +18,7 @@ function* walk(d: string): Generator<string> {
 }
 
 test('every fixture safetensors file reads and re-writes byte for byte', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'st-'));
+  const dir = tempDir('st-');
   let count = 0;
   for (const f of walk(FIXTURES)) {
     const s = SafetensorsFile.open(f);
@@ -46,7 +45,7 @@ test('BF16 flux-tiny transformer equals round-to-nearest-even BF16 of the F32 mo
 });
 
 function writeRaw(header: string | object, data = Buffer.alloc(0), lenOverride?: bigint): string {
-  const dir = mkdtempSync(join(tmpdir(), 'st-bad-'));
+  const dir = tempDir('st-bad-');
   const h = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(lenOverride ?? BigInt(h.length));
@@ -73,7 +72,7 @@ test('hostile safetensors files give typed errors naming file and tensor', () =>
   rejects(writeRaw({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, Buffer.alloc(8)), 'SAFETENSORS_OFFSETS', 'a');
   rejects(writeRaw({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 16] } }, Buffer.alloc(16)), 'SAFETENSORS_LENGTH', 'a');
   rejects(writeRaw({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, Buffer.alloc(12)), 'SAFETENSORS_OVERLAP');
-  const dir = mkdtempSync(join(tmpdir(), 'st-short-'));
+  const dir = tempDir('st-short-');
   writeFileSync(join(dir, 'bad.safetensors'), Buffer.alloc(3));
   rejects(join(dir, 'bad.safetensors'), 'SAFETENSORS_TRUNCATED');
 });
@@ -87,7 +86,7 @@ test('F8 dtypes are recognised', () => {
 
 test('sharded checkpoints load through the index like one file', () => {
   const src = SafetensorsFile.open(fixture('models/sd-vae-tiny/diffusion_pytorch_model.safetensors'));
-  const dir = mkdtempSync(join(tmpdir(), 'shard-'));
+  const dir = tempDir('shard-');
   const names = src.names;
   const half = Math.ceil(names.length / 2);
   const parts = [names.slice(0, half), names.slice(half)];

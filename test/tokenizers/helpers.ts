@@ -1,9 +1,9 @@
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
 import { tensorData } from '../../src/core/tensor.js';
+import { tempDir } from '../helpers.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 export const CLIP_DIR = join(FIXTURES, 'tokenizers', 'clip');
@@ -17,7 +17,7 @@ export function loopIds(file: string, key: string): { ids: number[]; metadata: R
 
 /** A scratch tokenizer folder with the given files copied from `from` and JSON files written. */
 export function scratchFolder(from: string, copy: string[], json: Record<string, unknown> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'smash-tok-'));
+  const dir = tempDir('smash-tok-');
   for (const name of copy) copyFileSync(join(from, name), join(dir, name));
   for (const [name, value] of Object.entries(json)) {
     writeFileSync(join(dir, name), typeof value === 'string' ? value : JSON.stringify(value));

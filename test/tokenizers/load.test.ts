@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFormatError } from '../../src/errors.js';
 import { loadTokenizer } from '../../src/tokenizers/index.js';
 import { CLIP_DIR, FIXTURES, scratchFolder } from './helpers.js';
+import { tempDir } from '../helpers.js';
 
 test('loadTokenizer picks CLIP or tokenizer.json for every fixture pipeline folder', () => {
   const cases: [string, 'clip' | 'tokenizer-json'][] = [
@@ -31,7 +31,7 @@ function expectMissing(fn: () => unknown, file: string) {
 }
 
 test('missing tokenizer files name the file', () => {
-  const empty = mkdtempSync(join(tmpdir(), 'smash-tok-'));
+  const empty = tempDir('smash-tok-');
   const noMerges = scratchFolder(CLIP_DIR, ['vocab.json']);
   const noVocab = scratchFolder(CLIP_DIR, ['merges.txt']);
   const configOnly = scratchFolder(CLIP_DIR, ['tokenizer_config.json']);
