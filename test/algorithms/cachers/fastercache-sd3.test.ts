@@ -10,6 +10,7 @@ import type { Model } from '../../../src/ir/graph.js';
 import { Session, type HostTensor } from '../../../src/runtime/session.js';
 import { SessionDenoiser, type DenoiseContext, type DenoiserFeeds, type GenerationSignature, type PredictRequest } from '../../../src/pipelines/denoiser.js';
 import { FasterCacheDenoiser, UNCONDITIONAL, fastercache, fasterCacheConfig, fasterCacheParts, fasterCacheTransform, rows } from '../../../src/algorithms/cachers/fastercache.js';
+import { extrapolateAttention } from '../../../src/algorithms/cachers/policies/index.js';
 import { fixture, readF32, relL2 } from '../../helpers.js';
 
 const REF = fixture('models', 'sd3-transformer-tiny', 'reference.safetensors');
@@ -75,5 +76,33 @@ test('sd3-transformer-tiny fastercache: its joint attention modules are the part
     console.log(`sd3-transformer-tiny fastercache: vs reference max relL2 ${Math.max(...x.map((p, i) => relL2(p, r[i]!))).toExponential(2)}; step 3 vs plain ${relL2(x[3]!, base[3]!).toExponential(2)}`);
   } finally {
     await Promise.all([plain.release(), gated.release(), ref.release()]);
+  }
+});
+
+test('sd3-transformer-tiny fastercache: a reused module gives t1 + (t1 − t2)·w, as the policy\'s extrapolateAttention', async () => {
+  const gated = await Session.create(fasterCacheTransform(build(), 'if'), { threads: 1 });
+  try {
+    const feeds = (t: number): Record<string, HostTensor> => ({
+      hidden_states: f32('input.hidden_states'), encoder_hidden_states: f32('input.encoder_hidden_states'), pooled_projections: f32('input.pooled_projections'),
+      timestep: { dtype: 'float32', dims: [2], data: Float32Array.of(t, t) },
+    });
+    const ins = gated.inputNames.filter((n) => n.startsWith('cache_in/'));
+    const prev = (n: string) => n.replace('cache_in/', 'cache_prev/');
+    const out = (n: string) => n.replace('cache_in/', 'cache_out/');
+    const placeholder: HostTensor = { dtype: 'float32', dims: [1, 1, 1], data: new Float32Array(1) };
+    const state = Object.fromEntries(ins.flatMap((n) => [[n, placeholder], [prev(n), placeholder]]));
+    const bool = (v: boolean): HostTensor => ({ dtype: 'bool', dims: [], data: Uint8Array.of(v ? 1 : 0) });
+    const w = (x: number): HostTensor => ({ dtype: 'float32', dims: [], data: Float32Array.of(x) });
+    const a = await gated.run({ ...feeds(900), ...state, 'cache.compute': bool(true), 'cache.attention_weight': w(0.3) });
+    const b = await gated.run({ ...feeds(700), ...state, 'cache.compute': bool(true), 'cache.attention_weight': w(0.3) });
+    const kept = Object.fromEntries(ins.flatMap((n) => [[n, b.outputs[out(n)]!], [prev(n), a.outputs[out(n)]!]]));
+    const c = await gated.run({ ...feeds(500), ...kept, 'cache.compute': bool(false), 'cache.attention_weight': w(0.3) });
+    for (const n of ins) {
+      const expected = extrapolateAttention(a.outputs[out(n)]!.data as Float32Array, b.outputs[out(n)]!.data as Float32Array, 0.3);
+      const got = c.outputs[out(n)]!.data as Float32Array;
+      assert.ok(relL2(got, expected) < 1e-6 && relL2(expected, b.outputs[out(n)]!.data as Float32Array) > 1e-3, n);
+    }
+  } finally {
+    await gated.release();
   }
 });
