@@ -19,7 +19,7 @@ import type { CacheStepReport, DenoiseContext, Denoiser, DenoiserFeeds, PredictR
 import type { GenerateOptions } from '../../../src/pipelines/pipeline.js';
 import type { SmashTarget } from '../../../src/algorithms/algorithm.js';
 import { fixture, relL2 } from '../../helpers.js';
-import { e2eOptions, tempDir } from '../../pipelines/fixtures.js';
+import { e2eOptions, randomPipelineWith, tempDir, tinyClip } from '../../pipelines/fixtures.js';
 
 const tmp = tempDir('fastercache');
 after(() => tmp.cleanup());
@@ -151,5 +151,35 @@ describe('fastercache on sd15-tiny (the CFG-cache)', () => {
     const es = relL2(split.images.data, x.images.data);
     console.log(`sd15-tiny fastercache split vs batched: relL2 ${es.toExponential(2)}`);
     assert.ok(es < 1e-5, `split vs batched ${es}`);
+  });
+});
+
+describe('fastercache on an SDXL pipeline (the CFG-cache with text_embeds and time_ids)', () => {
+  const opts = (o: Partial<GenerateOptions> = {}) => ({ prompt: 'a red fox', negativePrompt: 'blurry', steps: 6, guidanceScale: 5, width: 32, height: 32, seed: 3, ...o }) as GenerateOptions;
+  const caching = { unconditionalBatchSkipRange: 3, unconditionalBatchTimestepSkipRange: [-1, 1001], highFrequencyWeightUpdateTimestepRange: [-1, 1001] };
+  let p: Pipeline;
+  before(async () => {
+    const dir = randomPipelineWith(join(tmp.dir, 'sdxl'), 'sdxl', ['unet', fixture('models', 'sdxl-unet-tiny')], fixture('models', 'sd-vae-tiny'), {
+      text_encoder: tinyClip(32),
+      text_encoder_2: tinyClip(32, 32),
+    });
+    p = await loadPipeline(dir, { cacheDir, threads: 1 });
+  });
+  after(async () => p?.release());
+
+  test('always run = plain; rebuilt = the both-halves reference; split = batched', async () => {
+    const base = await p.generate(opts());
+    const unet = { denoiser: 'unet' } as const;
+    const always = await withWrapper(p, wrap(unet, { ...caching, unconditionalBatchSkipRange: 1 })(p.denoiser), () => p.generate(opts()));
+    assert.ok(relL2(always.images.data, base.images.data) <= 1e-6);
+    const x = await withWrapper(p, wrap(unet, caching)(p.denoiser), () => p.generate(opts()));
+    const r = await withWrapper(p, new BothHalvesReference(p.denoiser, fasterCacheConfig(fastercache.schema.parse(caching), unet)), () => p.generate(opts()));
+    const s = await withWrapper(p, wrap(unet, caching)(p.denoiser), () => p.generate(opts({ cfgMode: 'split' })));
+    const err = relL2(x.images.data, r.images.data);
+    const drift = relL2(x.images.data, base.images.data);
+    console.log(`sdxl fastercache ${JSON.stringify(caching)}: rebuilt ${reusedCalls(x.cache!, UNCONDITIONAL)}/${x.cache!.length}; vs reference ${err.toExponential(2)}; vs uncached ${drift.toExponential(2)}; split vs batched ${relL2(s.images.data, x.images.data).toExponential(2)}`);
+    assert.equal(x.cache!.map((e) => (e.reused.includes(UNCONDITIONAL) ? '0' : '1')).join(''), '100100');
+    assert.ok(err < 1e-4 && drift > 1e-5, `vs reference ${err}, vs uncached ${drift}`);
+    assert.ok(relL2(s.images.data, x.images.data) < 1e-5);
   });
 });
