@@ -34,7 +34,7 @@ async function drive(d: { predict: SessionDenoiser['predict']; reset(s: Generati
   const fixed = { encoder_hidden_states: f32('input.encoder_hidden_states'), pooled_projections: f32('input.pooled_projections') };
   const out: Float32Array[] = [];
   for (const [i, t] of TIMESTEPS.entries()) {
-    const hidden = { ...x, data: x.data.map((v, k) => v * (1 - 0.05 * i) + 0.01 * i * Math.sin(k)) };
+    const hidden = { ...x, data: (x.data as Float32Array).map((v, k) => v * (1 - 0.05 * i) + 0.01 * i * Math.sin(k)) };
     const ctx: DenoiseContext = { stepIndex: i, numSteps: TIMESTEPS.length, timestep: t, sigma: t / 1000, branch: 'cfg', signature };
     const r = await d.predict({ ...fixed, hidden_states: hidden, timestep: { dtype: 'float32', dims: [2], data: Float32Array.of(t, t) } }, ctx);
     assert.deepEqual(r.sample.dims, [2, 16, 8, 8]);
