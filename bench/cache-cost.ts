@@ -1,7 +1,7 @@
 // A cached step's cost against the same graph with the skipped part deleted (issue: within 15%),
 // on a random-weight Flux transformer of a "small" size, one denoiser call, median of N runs,
 // interleaved. Not a test: it measures and prints.
-//   node --import tsx bench/cache-cost.ts [--runs 10] [--tokens 1024] [--threads 2]
+//   node --import tsx bench/cache-cost.ts [--runs 10] [--tokens 1024] [--threads 2] [--only fastercache]
 import { parseArgs } from 'node:util';
 import { InMemoryTensor } from '../src/core/tensor.js';
 import { Graph, type Model } from '../src/ir/graph.js';
@@ -13,8 +13,9 @@ import { Session, type Feed, type HostTensor } from '../src/runtime/session.js';
 import { foraTransform } from '../src/algorithms/cachers/fora.js';
 import { fbCacheTransform } from '../src/algorithms/cachers/fbcache.js';
 import { teaCacheTransform } from '../src/algorithms/cachers/teacache.js';
+import { fasterCacheTransform } from '../src/algorithms/cachers/fastercache.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string' }, tokens: { type: 'string' }, threads: { type: 'string' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string' }, tokens: { type: 'string' }, threads: { type: 'string' }, only: { type: 'string' } } });
 const RUNS = Number(values.runs ?? 10);
 const TOKENS = Number(values.tokens ?? 1024);
 const THREADS = Number(values.threads ?? 2);
@@ -70,15 +71,17 @@ for (const [name, transform, extra] of [
   ['fora', (m: Model) => foraTransform(m), { 'cache.compute': bool(false) }],
   ['fbcache', (m: Model) => fbCacheTransform(m), { 'cache.force': bool(false), 'cache.threshold': scalar(1e9) }],
   ['teacache', (m: Model) => teaCacheTransform(m), { 'cache.force': bool(false), 'cache.threshold': scalar(1e9), 'cache.acc': scalar(0) }],
+  ['fastercache', (m: Model) => fasterCacheTransform(m), { 'cache.compute': bool(false), 'cache.attention_weight': scalar(0.5) }],
 ] as const) {
+  if (values.only && values.only !== name) continue;
   const plain = await Session.create(build(), { threads: THREADS });
   const cached = await Session.create(transform(build()), { threads: THREADS });
   const deleted = await Session.create(deleteSkipped(transform(build())), { threads: THREADS });
   // a computed step first, to have the kept values (and signals) at their real shapes
   const stateFeeds: Record<string, Feed> = {};
-  const cacheIns = cached.inputNames.filter((n) => n.startsWith('cache_in/') || n === 'cache.signal_in');
-  const first = await cached.run({ ...feeds, ...extra, ...(name === 'fora' ? { 'cache.compute': bool(true) } : { 'cache.force': bool(true) }), ...Object.fromEntries(cacheIns.map((n) => [n, { dtype: 'float32', dims: [1, 1, 1], data: new Float32Array(1) } as HostTensor])) });
-  for (const n of cacheIns) stateFeeds[n] = first.outputs[n === 'cache.signal_in' ? 'cache.signal' : n.replace('cache_in/', 'cache_out/')]!;
+  const cacheIns = cached.inputNames.filter((n) => n.startsWith('cache_in/') || n.startsWith('cache_prev/') || n === 'cache.signal_in');
+  const first = await cached.run({ ...feeds, ...extra, ...(name === 'fora' || name === 'fastercache' ? { 'cache.compute': bool(true) } : { 'cache.force': bool(true) }), ...Object.fromEntries(cacheIns.map((n) => [n, { dtype: 'float32', dims: [1, 1, 1], data: new Float32Array(1) } as HostTensor])) });
+  for (const n of cacheIns) stateFeeds[n] = first.outputs[n === 'cache.signal_in' ? 'cache.signal' : n.replace(/^cache_(in|prev)\//, 'cache_out/')]!;
   // what the wrapper fetches: the prediction, the kept values and the signals (ORT runs only what the fetches need)
   const out = cached.outputNames.filter((n) => deleted.outputNames.includes(n));
   const tp: number[] = [], tc: number[] = [], td: number[] = [];

@@ -16,6 +16,7 @@ import { teacache } from './cachers/teacache.js';
 import { taylorseer } from './cachers/taylorseer.js';
 import { deepcache } from './cachers/deepcache.js';
 import { pab } from './cachers/pab.js';
+import { fastercache } from './cachers/fastercache.js';
 
 export type Registry = ReadonlyMap<string, Algorithm>;
 
@@ -28,4 +29,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8Static, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, deepcache, pab, ortCompile] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8Static, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, deepcache, pab, fastercache, ortCompile] as Algorithm[]);

@@ -9,7 +9,7 @@ import type { Feed, HostTensor, OrtTensor, Session } from '../runtime/session.js
 /** Which half of classifier-free guidance a call computes; 'cfg' = uncond and cond as one batch (uncond first). */
 export type Branch = 'cond' | 'uncond' | 'cfg';
 
-/** How classifier-free guidance runs: one call on a doubled batch (branch 'cfg'), or two calls ('uncond', then 'cond'). */
+/** How classifier-free guidance runs: one call on a doubled batch (branch 'cfg'), or two calls ('cond', then 'uncond'). */
 export type CfgMode = 'batched' | 'split';
 
 /** What fixes the shapes of a generation's denoiser calls; per-generation state is valid only within one. */

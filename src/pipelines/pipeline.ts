@@ -714,7 +714,7 @@ export function penultimateHiddenState(te: TextEncoderComponent): string {
 
 /**
  * Classifier-free guidance at one step: the unconditional and conditional predictions (one
- * batched call, or two with `cfg` 'split') combined as diffusers does, u + g·(c − u), in float32.
+ * batched call, or two with `cfg` 'split', conditional first) combined as diffusers does, u + g·(c − u), in float32.
  */
 export async function guidedPrediction(
   cfg: CfgMode | null, guidance: number, x: Float32Array, rows: number, step: StepContext,
@@ -727,8 +727,10 @@ export async function guidedPrediction(
     u = out.subarray(0, out.length / 2);
     c = out.subarray(out.length / 2);
   } else {
-    u = await call('uncond', x, rows, step);
+    // the conditional branch first, as diffusers' guiders do: a cache (FasterCache's CFG-cache)
+    // may then rebuild the unconditional prediction from it instead of running the model
     c = await call('cond', x, rows, step);
+    u = await call('uncond', x, rows, step);
   }
   const g = Math.fround(guidance);
   const pred = new Float32Array(u.length);

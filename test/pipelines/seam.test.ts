@@ -170,7 +170,7 @@ describe('SD guidance branches and the generation signature', () => {
   });
   after(async () => gated?.release());
 
-  test("cfgMode 'split' runs uncond then cond, keeps state per branch, and gives the batched image within 1e-5", async (t) => {
+  test("cfgMode 'split' runs cond then uncond, keeps state per branch, and gives the batched image within 1e-5", async (t) => {
     const inner = gated.denoiser as SessionDenoiser;
     const wrapper = new PassThroughCache(inner);
     gated.denoiser = wrapper;
@@ -185,7 +185,7 @@ describe('SD guidance branches and the generation signature', () => {
       const e = relL2(split.images.data, batched.images.data);
       t.diagnostic(`split vs batched relL2 ${e}`);
       assert.ok(e < 1e-5, `split vs batched relL2 ${e}`);
-      assert.deepEqual(wrapper.made.map((m) => m.branch), ['cfg', 'uncond', 'cond']);
+      assert.deepEqual(wrapper.made.map((m) => m.branch), ['cfg', 'cond', 'uncond']);
       assert.deepEqual(wrapper.states.map((s) => s.stores), [T, T, T]);
       // the pipeline-level default
       gated.cfgMode = 'split';

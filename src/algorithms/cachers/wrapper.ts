@@ -54,11 +54,14 @@ export abstract class CacheDenoiser<S extends KeptState> extends StatefulDenoise
   readonly parts: CachePartIO[];
   #report: CacheStepReport[] = [];
 
-  /** `rank`: the rank of every kept value (3 for transformer streams, 4 for UNet features) */
-  constructor(inner: Denoiser, readonly cacher: CacherName, readonly rank: number) {
+  /**
+   * `rank`: the rank of every kept value (3 for transformer streams, 4 for UNet features);
+   * `partsOptional`: a cacher that may act without cut parts (FasterCache's CFG-cache on a UNet)
+   */
+  constructor(inner: Denoiser, readonly cacher: CacherName, readonly rank: number, opts: { partsOptional?: boolean } = {}) {
     super(inner);
     this.parts = cacheParts(inner);
-    if (!this.parts.length) {
+    if (!this.parts.length && !opts.partsOptional) {
       throw new CompatibilityError('CACHE_GRAPH', `${cacher}: the denoiser graph has no cache inputs (${CACHE_IN}…): it was not transformed by a cacher`);
     }
   }

@@ -1,7 +1,8 @@
 // FasterCache: the CFG-cache and attention schedules of diffusers' FasterCacheDenoiserHook and
-// FasterCacheBlockHook (hooks/faster_cache.py). Expected strings were printed by their decision
-// code copied into Python (batched CFG: the block sees batch 1 instead of 2 when the denoiser
-// skipped the unconditional half), over 20 timesteps [951, 901, ..., 1] (1 = compute).
+// FasterCacheBlockHook (hooks/faster_cache.py). Expected strings were printed by diffusers' own
+// hooks driven with batched CFG (test/fixtures/fastercache/make_schedules.py: the block sees batch
+// 1 instead of 2 when the denoiser skipped the unconditional half), over 20 timesteps
+// [951, 901, ..., 1] (1 = compute).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, CompatibilityError } from '../../../src/errors.js';
