@@ -5,6 +5,7 @@
 // Python with torch and diffusers (bench/README.md, 'Peer: diffusers'). Not part of npm test.
 //   node bench/peer/check.mjs [--python P] [--threads N] [--repeat N] [--size PX] [--steps N]
 //     [--dtype float32,bfloat16] [--kinds flux,sd] [--flux DIR] [--sd DIR] [--json FILE]
+//     [--omp-passive]   (OMP_WAIT_POLICY=PASSIVE for torch: see bench/README.md on loaded machines)
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ const { values } = parseArgs({
   options: {
     python: { type: 'string' }, threads: { type: 'string' }, repeat: { type: 'string' }, size: { type: 'string' },
     steps: { type: 'string' }, dtype: { type: 'string' }, kinds: { type: 'string' }, flux: { type: 'string' }, sd: { type: 'string' },
-    json: { type: 'string' }, verbose: { type: 'boolean' },
+    json: { type: 'string' }, verbose: { type: 'boolean' }, 'omp-passive': { type: 'boolean' },
   },
 });
 const threads = Number(values.threads ?? 2);
@@ -74,7 +75,7 @@ for (const kind of kinds) {
   const ours = await loadPipeline(wl.dir, { threads });
   const peers = {};
   for (const dtype of dtypes) {
-    peers[dtype] = await openPeer({ python: values.python ?? process.env.SMASH_PEER_PYTHON ?? 'python3', modelDir: wl.dir, kind, dtype, threads, verbose: values.verbose });
+    peers[dtype] = await openPeer({ python: values.python ?? process.env.SMASH_PEER_PYTHON ?? 'python3', modelDir: wl.dir, kind, dtype, threads, verbose: values.verbose, env: values['omp-passive'] ? { OMP_WAIT_POLICY: 'PASSIVE' } : {} });
   }
   const info = Object.values(peers)[0].info;
   const h = size / ours.vaeScale;
@@ -92,10 +93,18 @@ for (const kind of kinds) {
   // the first run of each: warm-up, and the pictures compared
   const base = await ours.generate(oursOpts);
   const psnr = {};
+  const maxAbs = {};
   for (const [dtype, peer] of Object.entries(peers)) {
     const r = await peer.generate({ ...peerOpts, returnImage: true });
-    psnr[dtype] = psnrDb(hwcToChw(r.image, size, size), base.images.data);
+    const theirs = hwcToChw(r.image, size, size);
+    psnr[dtype] = psnrDb(theirs, base.images.data);
+    maxAbs[dtype] = theirs.reduce((m, v, i) => Math.max(m, Math.abs(v - base.images.data[i])), 0);
   }
+  // a PSNR means little on a flat or clipped picture: say what ours looks like
+  const px = base.images.data;
+  const mean = px.reduce((a, b) => a + b, 0) / px.length;
+  const std = Math.sqrt(px.reduce((a, b) => a + (b - mean) ** 2, 0) / px.length);
+  const clipped = px.filter((v) => v <= 0 || v >= 1).length / px.length;
 
   const times = { ours: [], ...Object.fromEntries(dtypes.map((d) => [`diffusers-${d}`, []])) };
   for (let i = 0; i < repeat; i++) {
@@ -112,12 +121,13 @@ for (const kind of kinds) {
   const med = Object.fromEntries(Object.entries(times).map(([k, rs]) => [k, Object.fromEntries(['total', 'encode', 'denoise', 'decode'].map((s) => [s, median(rs.map((r) => r[s]))]))]));
   console.log(`\n${kind}: ${wl.dir}, ${size}×${size}, ${wl.steps} steps, guidance ${wl.guidance}, ${threads} threads, median of ${repeat} interleaved runs`);
   console.log(`  peer: ${info.scheduler}, torch ${info.versions.torch}, diffusers ${info.versions.diffusers}, ${info.threads} torch threads`);
-  for (const [dtype, db] of Object.entries(psnr)) console.log(`  PSNR ours vs diffusers ${dtype}: ${db.toFixed(2)} dB`);
+  console.log(`  our picture: mean ${mean.toFixed(3)}, std ${std.toFixed(3)}, ${(clipped * 100).toFixed(1)}% of values clipped to 0 or 1`);
+  for (const [dtype, db] of Object.entries(psnr)) console.log(`  PSNR ours vs diffusers ${dtype}: ${db.toFixed(2)} dB (largest difference ${maxAbs[dtype].toExponential(2)})`);
   console.log('  ms          total   encode  denoise   decode   diffusers/ours');
   for (const [k, m] of Object.entries(med)) {
     const f = (x) => x.toFixed(0).padStart(8);
     console.log(`  ${k.padEnd(18)}${f(m.total)} ${f(m.encode)} ${f(m.denoise)} ${f(m.decode)}   ${(m.total / med.ours.total).toFixed(2)}×`);
   }
-  results.push({ kind, dir: wl.dir, size, steps: wl.steps, guidance: wl.guidance, threads, repeat, peer: info, psnrDb: psnr, medianMs: med, runsMs: times });
+  results.push({ kind, dir: wl.dir, size, steps: wl.steps, guidance: wl.guidance, threads, repeat, peer: info, psnrDb: psnr, maxAbsDiff: maxAbs, picture: { mean, std, clipped }, medianMs: med, runsMs: times });
 }
 if (values.json) writeFileSync(values.json, `${JSON.stringify(results, null, 2)}\n`);

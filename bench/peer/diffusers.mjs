@@ -26,9 +26,10 @@ const STDERR_KEEP = 16 * 1024;
 /**
  * Starts the peer and waits until its pipeline is loaded.
  * @param {{ python?: string, modelDir: string, kind: 'flux' | 'sd', dtype?: 'float32' | 'bfloat16',
- *   threads?: number, verbose?: boolean }} options
+ *   threads?: number, env?: Record<string, string>, verbose?: boolean }} options
  *   `python`: the interpreter (default $SMASH_PEER_PYTHON, else python3); `threads`: torch's
- *   intra-op threads (and OMP/MKL's); `verbose`: forward the peer's stderr.
+ *   intra-op threads (and OMP/MKL's); `env`: more environment for the peer (e.g.
+ *   OMP_WAIT_POLICY: 'PASSIVE', see bench/README.md); `verbose`: forward the peer's stderr.
  * @returns {Promise<{ info: object, generate: (req: object) => Promise<{ ms: number,
  *   stages: { encode: number, decode: number, denoise: number }, roundTripMs: number,
  *   image?: Float32Array, imageShape?: number[] }>, close: () => Promise<void> }>}
@@ -36,7 +37,7 @@ const STDERR_KEEP = 16 * 1024;
  *   diffusers cannot be started or imported (the message names which); RuntimeFailure
  *   PEER_LOAD_FAILED when the folder does not load; ConfigError for bad options.
  */
-export async function openPeer({ python = process.env.SMASH_PEER_PYTHON ?? 'python3', modelDir, kind, dtype = 'float32', threads, verbose = false }) {
+export async function openPeer({ python = process.env.SMASH_PEER_PYTHON ?? 'python3', modelDir, kind, dtype = 'float32', threads, env: extraEnv = {}, verbose = false }) {
   if (kind !== 'flux' && kind !== 'sd') throw new ConfigError('BAD_OPTION', `openPeer: kind must be 'flux' or 'sd', got ${JSON.stringify(kind)}`, 'kind');
   if (dtype !== 'float32' && dtype !== 'bfloat16') throw new ConfigError('BAD_OPTION', `openPeer: dtype must be 'float32' or 'bfloat16', got ${JSON.stringify(dtype)}`, 'dtype');
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new ConfigError('BAD_OPTION', `openPeer: threads must be a positive integer, got ${threads}`, 'threads');
@@ -52,6 +53,7 @@ export async function openPeer({ python = process.env.SMASH_PEER_PYTHON ?? 'pyth
     // set before torch is imported: OpenMP/MKL size their pools at start-up
     Object.assign(env, { OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) });
   }
+  Object.assign(env, extraEnv);
   const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
   let stderr = '';
   child.stderr.setEncoding('utf8');
