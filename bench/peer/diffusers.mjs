@@ -61,7 +61,7 @@ export async function openPeer({ python = process.env.SMASH_PEER_PYTHON ?? 'pyth
     if (verbose) process.stderr.write(s);
     stderr = (stderr + s).slice(-STDERR_KEEP);
   });
-  child.stdin.on('error', () => {}); // a dead peer is reported through 'exit'
+  child.stdin.on('error', () => {}); // a dead peer is reported through 'close'
 
   const pending = new Map();
   let nextId = 1;
@@ -79,7 +79,9 @@ export async function openPeer({ python = process.env.SMASH_PEER_PYTHON ?? 'pyth
   child.on('error', (e) => fail(e.code === 'ENOENT'
     ? new CompatibilityError('PEER_UNAVAILABLE', `the diffusers peer needs Python: ${python} was not found (set SMASH_PEER_PYTHON; see bench/README.md, 'Peer: diffusers')`)
     : new RuntimeFailure('PEER_FAILED', `could not start ${python}: ${e.message}`)));
-  const exited = new Promise((res) => child.on('exit', (code, signal) => {
+  // 'close', not 'exit': it comes after stdout has ended, so a last protocol line (the reason a
+  // peer could not start) is read before the bare exit is reported
+  const exited = new Promise((res) => child.on('close', (code, signal) => {
     fail(new RuntimeFailure('PEER_FAILED', `the diffusers peer (${python}) exited (${signal ?? `code ${code}`})${stderr ? `:\n${stderr.trim().split('\n').slice(-15).join('\n')}` : ''}`));
     res();
   }));
