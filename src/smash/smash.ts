@@ -77,12 +77,15 @@ export async function smash(pipe: Pipeline, config: SmashConfig | Record<string,
 
 /**
  * The loader's per-component session options: the algorithms' tuning under the caller's own
- * options (theirs win), and the algorithms' intra-op threads unless the caller set `threads`.
+ * options (theirs win, config entries merged), and the algorithms' intra-op threads unless the
+ * caller set `threads`.
  */
 function tunedSessions(opts: LoadPipelineOptions, tuned: (component: string) => SessionTuning) {
   return (component: string, role: ComponentRole) => {
     const t = tuned(component);
-    return { ...t, ...opts.session, ...opts.sessionOptions?.(component, role) };
+    const own = { ...opts.session, ...opts.sessionOptions?.(component, role) };
+    const configEntries = t.configEntries || own.configEntries ? { configEntries: { ...t.configEntries, ...own.configEntries } } : {};
+    return { ...t, ...own, ...configEntries };
   };
 }
 
