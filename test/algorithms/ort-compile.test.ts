@@ -176,7 +176,7 @@ test('ortCompile static shapes at the pipeline\'s defaults (shapes-sd: 32×32, C
 
 test('ortCompile session settings reach every component\'s session options; bad values are ConfigErrors naming the key', () => {
   const target = { className: 'FluxPipeline', denoiser: 'flux' as const, components: ['transformer'], shapes: () => ({ transformer: { batch_size: 1 } }) };
-  const app = ortCompile.apply(ortCompile.schema.parse({ intraOpThreads: 2, executionMode: 'parallel', interOpThreads: 2, interOpSpinning: false, denormalAsZero: true }), target);
+  const app = ortCompile.apply(ortCompile.schema.parse({ staticShapes: true, intraOpThreads: 2, executionMode: 'parallel', interOpThreads: 2, interOpSpinning: false, denormalAsZero: true }), target);
   assert.deepEqual(app.sessionOptions!('transformer'), {
     threads: 2, interOpThreads: 2, executionMode: 'parallel',
     configEntries: { 'session.inter_op.allow_spinning': '0', 'session.set_denormal_as_zero': '1' },
