@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import type { Model } from '../ir/graph.js';
 import type { Denoiser } from '../pipelines/denoiser.js';
 import type { ProfileName } from '../runtime/profiles.js';
+import type { SessionOptions } from '../runtime/session.js';
 
 export type AlgorithmKind = 'factorizer' | 'quantizer' | 'cacher' | 'compiler';
 
@@ -28,7 +29,15 @@ export interface SmashTarget {
   components: readonly string[];
   /** where the smashed graphs will run (default cpu) */
   provider?: ProfileName;
+  /**
+   * The sizes of each component's symbolic input dims in a generate() of this size (default:
+   * the pipeline's generation defaults), per ONNX folder name; known when a loaded pipeline is smashed.
+   */
+  shapes?: (size: { width?: number; height?: number; maxSequenceLength?: number }) => Record<string, Record<string, number>>;
 }
+
+/** What an algorithm may set on a component's onnxruntime session (a compiler's tuning). */
+export type SessionTuning = Pick<SessionOptions, 'threads' | 'interOpThreads' | 'executionMode' | 'configEntries' | 'staticShapes'>;
 
 export type Support = { ok: true } | { ok: false; reason: string };
 export const supported: Support = { ok: true };
@@ -54,6 +63,8 @@ export interface Application {
    * called when a saved bundle loads, whose graphs are already transformed (re-arming the cacher).
    */
   wrapDenoiser?(denoiser: Denoiser): Denoiser;
+  /** Session options for a component's session (ONNX folder name): static shapes, threads, spinning. */
+  sessionOptions?(component: string): SessionTuning;
   /** Writes a transformed graph into a saved bundle (default: as it is); a compiler writes its optimized form. */
   writeGraph?(model: Model, file: string): Promise<void>;
   /**

@@ -61,7 +61,7 @@ export interface LoadPipelineOptions {
   hub?: HubOptions;
 }
 
-export type ComponentSessionOptions = Omit<SessionOptions, 'provider' | 'threads' | 'onWarning'>;
+export type ComponentSessionOptions = Omit<SessionOptions, 'provider' | 'onWarning'>;
 
 /**
  * The session options a component gets unless told otherwise, chosen by measurement (README,
@@ -226,10 +226,11 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   }
   const sessions: Session[] = [];
   const desc = plan.description;
-  const sessionOptions = (name: string, role: ComponentRole): SessionOptions => ({
-    ...defaultSessionOptions(role), ...opts.session, ...opts.sessionOptions?.(name, role),
-    provider: opts.provider, threads: opts.threads, onWarning,
-  });
+  const sessionOptions = (name: string, role: ComponentRole): SessionOptions => {
+    const own = { ...defaultSessionOptions(role), ...opts.session, ...opts.sessionOptions?.(name, role) };
+    // `threads` for every component, else a component's own (a compiler's tuning)
+    return { ...own, provider: opts.provider, threads: opts.threads ?? own.threads, onWarning };
+  };
   const open = async (c: PipelineComponent) => {
     const file = join(componentDir(onnxDir, c, 'onnx'), 'model.onnx');
     const source = opts.transform ? await opts.transform(c.onnx, loadModel(file)) : file;

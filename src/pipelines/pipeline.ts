@@ -83,6 +83,11 @@ export interface Timings {
   denoiseMs: number;
   decodeMs: number;
   stepsMs: number[];
+  /**
+   * Sessions created again during this call for its sizes (ortCompile's static shapes bound to
+   * other sizes): their creation time, already inside the stage times above. 0 when none.
+   */
+  reshapeMs: number;
   /** peak resident memory of the process during each stage (see runtime/memory.ts) */
   peakRssBytes: { textEncode: number; denoise: number; decode: number };
 }
@@ -431,6 +436,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
   private async execute(plan: P): Promise<GenerateResult> {
     const o = plan.opts;
     const t0 = performance.now();
+    const reshaped = this.sessions.reduce((a, s) => a + s.reshapeMs, 0);
     let mem = new PeakTracker();
     const embeds = await this.encodePrompt(plan).finally(() => { mem.stop(); return this.endStage(); });
     const textEncodePeak = mem.stop();
@@ -504,6 +510,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
       },
       timings: {
         totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs,
+        reshapeMs: this.sessions.reduce((a, s) => a + s.reshapeMs, 0) - reshaped,
         peakRssBytes: { textEncode: textEncodePeak, denoise: denoisePeak, decode: decodePeak },
       },
       ...(isReporting(this.denoiser) ? { cache: this.denoiser.cacheReport() } : {}),

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { ConfigError, RuntimeFailure } from '../errors.js';
 import type { DType, TypedArray } from '../core/dtype.js';
-import type { Model } from '../ir/graph.js';
+import type { Dim, Model } from '../ir/graph.js';
 import { encodeModel } from '../ir/serde.js';
 import { loadModel, saveModel } from '../ir/model-file.js';
 import { adaptFeed, adaptOutput, type InputSpec } from './adapt.js';
@@ -40,6 +40,24 @@ export interface SessionOptions {
   memPattern?: boolean;
   /** session config entries, e.g. { 'session.disable_prepacking': '1' } (onnxruntime_session_options_config_keys.h) */
   configEntries?: Readonly<Record<string, string>>;
+  /** inter-op threads (used by the parallel execution mode only) */
+  interOpThreads?: number;
+  /** onnxruntime's execution mode (default sequential: one node at a time, each on the intra-op threads) */
+  executionMode?: 'sequential' | 'parallel';
+  /**
+   * Static shapes: named dims of the graph inputs fixed to these sizes, as `freeDimensionOverrides`
+   * fixes them, but a run whose feeds give one of these dims another size re-creates the session
+   * for the feeds' sizes (the old one released first) instead of failing; `reshapes` records each.
+   */
+  staticShapes?: Readonly<Record<string, number>>;
+}
+
+/** A session created again for other static sizes (see `SessionOptions.staticShapes`). */
+export interface Reshape {
+  /** the sizes the session was created for */
+  dims: Readonly<Record<string, number>>;
+  /** what releasing the old session and creating the new one took */
+  ms: number;
 }
 
 /**
@@ -93,14 +111,20 @@ export class Session {
   private ort: ort.InferenceSession | null;
   private reloading: Promise<ort.InferenceSession> | undefined;
   private released = false;
+  /** static shapes: the sizes the session is created for now */
+  private bound: Readonly<Record<string, number>> | undefined;
+  /** static shapes: each graph input's declared dims, symbolic names kept (what `bound` fixes) */
+  private symbolic: ReadonlyMap<string, readonly Dim[]> | undefined;
+  /** static shapes: every re-creation for other sizes so far, in order */
+  readonly reshapes: Reshape[] = [];
 
   private constructor(
     handle: ort.InferenceSession,
     readonly provider: ProviderName,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
-    /** creates the onnxruntime session again (same source and options) after `unload` */
-    private readonly recreate: () => Promise<ort.InferenceSession>,
+    /** creates the onnxruntime session again (same source and options, these static sizes) after `unload` */
+    private readonly recreate: (staticShapes: Readonly<Record<string, number>> | undefined) => Promise<ort.InferenceSession>,
   ) {
     this.ort = handle;
     const specs = new Map<string, InputSpec>();
@@ -110,6 +134,16 @@ export class Session {
     this.inputs = specs;
   }
 
+  /** The static sizes the session is created for now (undefined without `staticShapes`). */
+  get staticShapes(): Readonly<Record<string, number>> | undefined {
+    return this.bound;
+  }
+
+  /** The time spent re-creating the session for other static sizes so far. */
+  get reshapeMs(): number {
+    return this.reshapes.reduce((a, r) => a + r.ms, 0);
+  }
+
   static async create(source: Model | string, opts: SessionOptions = {}): Promise<Session> {
     const provider = opts.provider ?? 'cpu';
     const again = source;
@@ -117,10 +151,12 @@ export class Session {
     if (!isProvider(provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
     let tmp: string | undefined;
     let src: string | Uint8Array;
-    // onnxruntime-node has no free-dimension overrides (only onnxruntime-web): we fix the named
-    // dims of the graph inputs ourselves before ORT sees the model
-    const overrides = opts.freeDimensionOverrides;
+    // onnxruntime-node 1.30 does not take free-dimension overrides (its binding reads no
+    // `freeDimensionOverrides`; onnxruntime-web does): we fix the named dims of the graph inputs
+    // ourselves before ORT sees the model, and its shape inference carries them through the graph
+    const overrides = opts.freeDimensionOverrides || opts.staticShapes ? { ...opts.freeDimensionOverrides, ...opts.staticShapes } : undefined;
     if (overrides && typeof source === 'string') source = loadModel(source);
+    const symbolic = opts.staticShapes && typeof source !== 'string' ? new Map(source.graph.inputs.map((v) => [v.name, [...(v.shape ?? [])]] as const)) : undefined;
     const restore = overrides && typeof source !== 'string' ? fixDims(source, overrides) : undefined;
     try {
       if (typeof source === 'string') src = source;
@@ -139,6 +175,8 @@ export class Session {
     if (opts.optimizedModelPath) base.optimizedModelFilePath = opts.optimizedModelPath;
     if (opts.memArena !== undefined) base.enableCpuMemArena = opts.memArena;
     if (opts.memPattern !== undefined) base.enableMemPattern = opts.memPattern;
+    if (opts.interOpThreads !== undefined) base.interOpNumThreads = opts.interOpThreads;
+    if (opts.executionMode !== undefined) base.executionMode = opts.executionMode;
     // onnxruntime-node takes `extra` as flat config entries with string values
     if (opts.configEntries && Object.keys(opts.configEntries).length) base.extra = { ...opts.configEntries };
     const make = (p: ProviderName) => ort.InferenceSession.create(src as never, { ...base, executionProviders: p === 'cpu' ? ['cpu'] : [p, 'cpu'] });
@@ -160,8 +198,14 @@ export class Session {
         }
       }
       // the same source and options, on the provider that worked
-      const recreate = () => Session.create(again, { ...opts, provider: used }).then((x) => x.detach());
-      return new Session(s, used, s.inputNames, s.outputNames, recreate);
+      const recreate = (staticShapes: Readonly<Record<string, number>> | undefined) =>
+        Session.create(again, { ...opts, provider: used, ...(staticShapes ? { staticShapes } : {}) }).then((x) => x.detach());
+      const session = new Session(s, used, s.inputNames, s.outputNames, recreate);
+      if (opts.staticShapes) {
+        session.bound = { ...opts.staticShapes };
+        session.symbolic = symbolic;
+      }
+      return session;
     } finally {
       // ORT has read the files into the session by now
       if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -196,6 +240,8 @@ export class Session {
   async run(feeds: Record<string, Feed>, fetches?: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const ortFeeds: Record<string, OrtTensor> = {};
     for (const [k, raw] of Object.entries(feeds)) ortFeeds[k] = isOrtTensor(raw) ? raw : this.toOrt(k, raw);
+    const sizes = this.otherSizes(ortFeeds);
+    if (sizes) await this.reshape(sizes);
     const handle = await this.load();
     const t0 = performance.now();
     let res: ort.InferenceSession.ReturnType;
@@ -236,10 +282,44 @@ export class Session {
   async load(): Promise<ort.InferenceSession> {
     if (this.ort) return this.ort;
     if (this.released) throw new RuntimeFailure('ORT_RELEASED', 'the session was released');
-    this.reloading ??= this.recreate().finally(() => { this.reloading = undefined; });
+    this.reloading ??= this.recreate(this.bound).finally(() => { this.reloading = undefined; });
     const h = await this.reloading;
     this.ort = h;
     return h;
+  }
+
+  /**
+   * Static shapes: the sizes these feeds give the bound dims when one differs from the session's
+   * (the other bound dims kept), else undefined. A dim the feeds give two sizes is left to ORT,
+   * which names the input.
+   */
+  private otherSizes(feeds: Record<string, OrtTensor>): Record<string, number> | undefined {
+    if (!this.bound || !this.symbolic) return undefined;
+    const next: Record<string, number> = { ...this.bound };
+    const seen = new Set<string>();
+    let changed = false;
+    for (const [name, dims] of this.symbolic) {
+      const f = feeds[name];
+      if (!f || f.dims.length !== dims.length) continue;
+      dims.forEach((d, i) => {
+        if (typeof d !== 'string' || !(d in next) || seen.has(d)) return;
+        seen.add(d);
+        if (next[d] !== f.dims[i]) {
+          next[d] = f.dims[i]!;
+          changed = true;
+        }
+      });
+    }
+    return changed ? next : undefined;
+  }
+
+  /** Creates the session again for other static sizes: the old one released first, so one exists at a time. */
+  private async reshape(sizes: Record<string, number>): Promise<void> {
+    const t0 = performance.now();
+    await this.unload();
+    this.bound = sizes;
+    await this.load();
+    this.reshapes.push({ dims: sizes, ms: performance.now() - t0 });
   }
 
   /** Hands over onnxruntime's session to another Session object (see `recreate`). */

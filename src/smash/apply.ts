@@ -5,7 +5,7 @@
  */
 import type { Model } from '../ir/graph.js';
 import { saveModel } from '../ir/model-file.js';
-import type { SmashTarget } from '../algorithms/algorithm.js';
+import type { SessionTuning, SmashTarget } from '../algorithms/algorithm.js';
 import type { Denoiser } from '../pipelines/denoiser.js';
 import { componentInfo } from '../algorithms/component.js';
 import type { SmashConfig } from './config.js';
@@ -40,6 +40,15 @@ export function applyConfig(config: SmashConfig, target: SmashTarget) {
       const writer = applications.filter((a) => a.writeGraph).at(-1);
       if (writer) await writer.writeGraph!(model, file);
       else saveModel(model, file);
+    },
+    /** Every algorithm's session options for a component, later algorithms over earlier ones (config entries merged). */
+    sessionOptions(component: string): SessionTuning {
+      let o: SessionTuning = {};
+      for (const a of applications) {
+        const t = a.sessionOptions?.(component);
+        if (t) o = { ...o, ...t, ...(o.configEntries || t.configEntries ? { configEntries: { ...o.configEntries, ...t.configEntries } } : {}) };
+      }
+      return o;
     },
     wrapDenoiser(denoiser: Denoiser): Denoiser {
       let d = denoiser;

@@ -1,6 +1,15 @@
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fuse } from '../../src/algorithms/compilers/ort-compile.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fuse, ortCompile } from '../../src/algorithms/compilers/ort-compile.js';
+import { ConfigError, ModelFormatError } from '../../src/errors.js';
+import { loadPipeline } from '../../src/pipelines/loader.js';
+import type { SessionDenoiser } from '../../src/pipelines/denoiser.js';
+import type { Session } from '../../src/runtime/session.js';
+import { SmashConfig } from '../../src/smash/config.js';
+import { loadPipeline as loadBundle, smash, SMASH_CONFIG_FILE } from '../../src/smash/smash.js';
+import { tempDir } from '../pipelines/fixtures.js';
 import { attentionFusion } from '../../src/algorithms/compilers/fusions/attention.js';
 import { fastGeluFusion } from '../../src/algorithms/compilers/fusions/fast-gelu.js';
 import { rmsNormFusion } from '../../src/algorithms/compilers/fusions/rms-norm.js';
@@ -91,4 +100,91 @@ test('FastGelu fusion: fires on the tanh form, not when a constant is off', () =
   };
   assert.ok(!(tryRule(fastGeluFusion, build(0.044715)) instanceof NoMatch));
   assert.ok(tryRule(fastGeluFusion, build(0.05)) instanceof NoMatch);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The session side: static shapes and thread settings, through smash() and a saved bundle.
+
+const sessionTmp = tempDir('ort-compile');
+after(() => sessionTmp.cleanup());
+const cacheDir = join(sessionTmp.dir, 'cache');
+const denoiserSession = (p: { denoiser: unknown }) => (p.denoiser as SessionDenoiser).session;
+/** The dims onnxruntime's session declares for an input. */
+const declared = async (s: Session, input: string) => {
+  const m = (await s.load()).inputMetadata.find((x) => x.name === input)!;
+  return { shape: m.isTensor ? m.shape : [] };
+};
+const FLUX_CALL = { prompt: 'a small green triangle at the top on a black background', width: 32, height: 32, steps: 4, maxSequenceLength: 32, seed: 1 };
+
+test('ortCompile static shapes on shapes-flux: bound at load to the sizes asked; another size re-creates the sessions once (reported) and draws what the unsmashed pipeline draws; a bundle keeps the settings', async () => {
+  const base = await loadPipeline(fixture('trained', 'shapes-flux'), { cacheDir, threads: 1 });
+  const fast = await smash(base, { ortCompile: { staticShapes: true, width: 32, height: 32, maxSequenceLength: 32, intraOpSpinning: false } }, { threads: 1 });
+  const den = denoiserSession(fast);
+  // 32×32 with a VAE downsampling by 2: (16/2)² = 64 packed tokens, 32 T5 tokens
+  assert.deepEqual(den.staticShapes, { batch_size: 1, packed_height_width: 64, sequence_length: 32 });
+  assert.deepEqual((await declared(den, 'hidden_states')).shape, [1, 64, 64], 'onnxruntime sees the bound sizes');
+  assert.deepEqual((await declared(den, 'txt_ids')).shape, [32, 3]);
+
+  const a = await fast.generate(FLUX_CALL);
+  assert.equal(a.timings.reshapeMs, 0, 'the bound size runs as loaded');
+  const err = relL2(a.images.data, (await base.generate(FLUX_CALL)).images.data);
+  assert.ok(err < 1e-4, `bound size vs unsmashed: relL2 ${err}`);
+
+  const other = { ...FLUX_CALL, width: 48, maxSequenceLength: 16 };
+  const b = await fast.generate(other);
+  assert.ok(b.timings.reshapeMs > 0, 'the re-creation is reported');
+  assert.deepEqual(den.reshapes.map((r) => r.dims), [{ batch_size: 1, packed_height_width: 96, sequence_length: 16 }]);
+  const err2 = relL2(b.images.data, (await base.generate(other)).images.data);
+  assert.ok(err2 < 1e-4, `another size vs unsmashed: relL2 ${err2}`);
+  assert.equal((await fast.generate(other)).timings.reshapeMs, 0, 'bound to the new size from then on');
+
+  const dir = join(sessionTmp.dir, 'flux-static');
+  await fast.save(dir);
+  await fast.release();
+  const saved = JSON.parse(readFileSync(join(dir, SMASH_CONFIG_FILE), 'utf8'));
+  assert.deepEqual(saved.sessions.transformer, {
+    configEntries: { 'session.intra_op.allow_spinning': '0' },
+    staticShapes: { batch_size: 1, packed_height_width: 64, sequence_length: 32 },
+  });
+  assert.deepEqual(saved.sessions.vae_decoder.staticShapes, { batch_size: 1, latent_height: 16, latent_width: 16 });
+  const again = await loadBundle(dir, { threads: 1 });
+  assert.deepEqual(denoiserSession(again).staticShapes, { batch_size: 1, packed_height_width: 64, sequence_length: 32 });
+  assert.deepEqual((await declared(denoiserSession(again), 'hidden_states')).shape, [1, 64, 64]);
+  const c = await again.generate(FLUX_CALL);
+  assert.equal(c.timings.reshapeMs, 0);
+  assert.ok(relL2(c.images.data, a.images.data) < 1e-5, 'the bundle draws the in-memory picture');
+  await again.release();
+  await base.release();
+
+  // a malformed `sessions` entry names the key, before any session
+  writeFileSync(join(dir, SMASH_CONFIG_FILE), JSON.stringify({ ...saved, sessions: { transformer: { staticShapes: { batch_size: -1 } } } }));
+  await assert.rejects(loadBundle(dir), (e: unknown) => e instanceof ModelFormatError && e.code === 'SMASH_CONFIG_JSON' && e.message.includes('sessions.transformer.staticShapes.batch_size'));
+});
+
+test('ortCompile static shapes at the pipeline\'s defaults (shapes-sd: 32×32, CFG batched): the UNet gets batch 2 and the generation needs no re-creation', async () => {
+  const base = await loadPipeline(fixture('trained', 'shapes-sd'), { cacheDir, threads: 1 });
+  assert.deepEqual(base.defaultSize, { width: 32, height: 32 });
+  const fast = await smash(base, { ortCompile: { staticShapes: true } }, { threads: 1 });
+  assert.deepEqual(denoiserSession(fast).staticShapes, { batch_size: 2, steps: 2, height: 16, width: 16, sequence_length: 77 });
+  const call = { prompt: 'a large yellow square at the center on a blue background', steps: 3, guidanceScale: 7.5, seed: 7 };
+  const r = await fast.generate(call);
+  assert.equal(r.timings.reshapeMs, 0, `no session re-created: ${JSON.stringify(denoiserSession(fast).reshapes)}`);
+  const err = relL2(r.images.data, (await base.generate(call)).images.data);
+  assert.ok(err < 1e-4, `relL2 ${err}`);
+  await Promise.all([base.release(), fast.release()]);
+});
+
+test('ortCompile session settings reach every component\'s session options; bad values are ConfigErrors naming the key', () => {
+  const target = { className: 'FluxPipeline', denoiser: 'flux' as const, components: ['transformer'], shapes: () => ({ transformer: { batch_size: 1 } }) };
+  const app = ortCompile.apply(ortCompile.schema.parse({ staticShapes: true, intraOpThreads: 2, executionMode: 'parallel', interOpThreads: 2, interOpSpinning: false, denormalAsZero: true }), target);
+  assert.deepEqual(app.sessionOptions!('transformer'), {
+    threads: 2, interOpThreads: 2, executionMode: 'parallel',
+    configEntries: { 'session.inter_op.allow_spinning': '0', 'session.set_denormal_as_zero': '1' },
+    staticShapes: { batch_size: 1 },
+  });
+  assert.deepEqual(app.sessionOptions!('vae_decoder').staticShapes, undefined, 'no shapes known: left dynamic');
+  const defaults = ortCompile.apply(ortCompile.schema.parse({}), target);
+  assert.deepEqual(defaults.sessionOptions!('transformer'), {}, 'by default (as measured) onnxruntime\'s own settings, dynamic shapes');
+  assert.throws(() => new SmashConfig({ ortCompile: { executionMode: 'fast' } }), (e: unknown) => e instanceof ConfigError && /executionMode/.test(e.message));
+  assert.throws(() => new SmashConfig({ ort_compile: { intra_op_threads: 0 } }), (e: unknown) => e instanceof ConfigError && /intraOpThreads|intra_op_threads/.test(e.message));
 });

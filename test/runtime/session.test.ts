@@ -55,6 +55,29 @@ test('free-dimension overrides fix a dynamic axis', async () => {
   await assert.rejects(s.run({ x: f32([1, 4], [1, 2, 3, 4]) }), (e: unknown) => e instanceof RuntimeFailure && e.code === 'ORT_RUN');
 });
 
+test('static shapes reach onnxruntime; a run with other sizes re-creates the session for them (one at a time) and gives the right result', async () => {
+  const s = await Session.create(model(), { staticShapes: { batch: 2 }, threads: 1 });
+  const declared = async () => (await s.load()).inputMetadata.map((m) => (m.isTensor ? m.shape : []));
+  assert.deepEqual(await declared(), [[2, 4]], 'onnxruntime sees the bound size, not the symbolic dim');
+  assert.deepEqual([...((await s.run(feeds)).outputs.relu!.data as Float32Array)], RELU);
+  assert.equal(s.reshapes.length, 0);
+  // one row: the session is created again for batch 1, not refused
+  const one = await s.run({ x: f32([1, 4], X.slice(0, 4)) });
+  assert.deepEqual([...(one.outputs.relu!.data as Float32Array)], RELU.slice(0, 4));
+  assert.deepEqual(s.reshapes.map((r) => r.dims), [{ batch: 1 }]);
+  assert.ok(s.reshapes[0]!.ms > 0 && s.reshapeMs === s.reshapes[0]!.ms);
+  assert.deepEqual(s.staticShapes, { batch: 1 });
+  assert.deepEqual(await declared(), [[1, 4]]);
+  // unloaded and loaded again (low-memory mode): still bound to the last sizes, no re-creation on their run
+  await s.unload();
+  await s.run({ x: f32([1, 4], X.slice(0, 4)) });
+  assert.equal(s.reshapes.length, 1);
+  assert.deepEqual(await declared(), [[1, 4]]);
+  assert.deepEqual([...((await s.run(feeds)).outputs.neg!.data as Float32Array)], NEG);
+  assert.deepEqual(s.reshapes.map((r) => r.dims), [{ batch: 1 }, { batch: 2 }]);
+  await s.release();
+});
+
 test('an unavailable provider falls back to cpu with a warning', async () => {
   const warnings: string[] = [];
   const s = await Session.create(model(), { provider: 'cuda', onWarning: (m) => warnings.push(m) });
