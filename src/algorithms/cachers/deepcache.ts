@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { CompatibilityError, ConfigError } from '../../errors.js';
 import { deriveBlocks } from '../../ir/blocks.js';
 import type { Graph, Model, Node, Value } from '../../ir/graph.js';
+import { moduleAncestors, modulePath } from '../../ir/modules.js';
 import { outerReads } from '../../ir/passes/dead-code-elimination.js';
 import { blockPatternsFor } from '../../models/block-patterns.js';
 import { defineAlgorithm, supported, unsupported } from '../algorithm.js';
@@ -60,16 +61,16 @@ export function unetLayout(model: Model): UNetLayout {
  * The modules a cached step skips (`deep`) and runs (`shallow`) for `branch`, at block
  * granularity: a block the cut splits is listed by its pairs (and samplers).
  */
-export function deepCacheModules(model: Model, branch: number): { deep: string[]; shallow: string[]; block: number; layer: number } {
-  const layout = unetLayout(model);
+export function deepCacheModules(model: Model, branch: number, layout = unetLayout(model)): { deep: string[]; shallow: string[]; block: number; layer: number } {
   const { downs, ups, pairs, branches } = layout;
   if (!Number.isInteger(branch) || branch < 0 || branch >= branches.length) {
     const per = [...new Set(ups.map((u) => pairs.get(u)))].join('/');
     throw new ConfigError('CACHE_CONFIG', `deepcache: branch ${branch} is outside 0..${branches.length - 1} for this UNet (${downs.length} blocks × ${per} layers; 0 = the shallowest cut, ${branches.length - 1} skips mid_block only)`, 'branch');
   }
   const { block, layer } = branches[branch]!;
-  const g = model.graph;
-  const has = (m: string) => moduleNodes(g, [m]).size > 0;
+  const present = new Set<string>();
+  for (const n of model.graph.nodes()) for (const a of moduleAncestors(modulePath(n))) present.add(a);
+  const has = (m: string) => present.has(m);
   const deep: string[] = [];
   const shallow: string[] = [];
   // a block the cut splits is listed by its parts; one that falls on one side, by its name
@@ -142,16 +143,15 @@ function hoistShared(g: Graph, nodes: Set<Node>): Set<Node> {
 }
 
 /** The deep part of a UNet for DeepCache's `branch` (cache_branch_id), named by its modules. */
-export function deepCachePart(model: Model, branch: number): CutPart {
-  const { deep } = deepCacheModules(model, branch);
+export function deepCachePart(model: Model, branch: number, deep = deepCacheModules(model, branch).deep): CutPart {
   return { part: packModules(deep), nodes: hoistShared(model.graph, moduleNodes(model.graph, deep)) };
 }
 
 export function deepCacheTransform(model: Model, branch = 0, lowering: Lowering = 'if'): Model {
-  const { shallow } = deepCacheModules(model, branch);
+  const { deep, shallow } = deepCacheModules(model, branch);
   const g = model.graph;
   const cond = boolInput(g, CACHE_COMPUTE);
-  cutPart(g, deepCachePart(model, branch), cond, UNET_RANK, lowering);
+  cutPart(g, deepCachePart(model, branch, deep), cond, UNET_RANK, lowering);
   declareAlways(g, cond, shallow);
   return model;
 }
