@@ -10,7 +10,9 @@
  * module paths hold neither `+` nor `-`). A name without either stands for itself, so the parts
  * of FORA (`transformer_blocks.3.attn`) and older bundles read as they are.
  */
-import type { Graph, Value } from '../../ir/graph.js';
+import { deriveBlocks } from '../../ir/blocks.js';
+import type { Graph, Model, Value } from '../../ir/graph.js';
+import { blockPatternsFor } from '../../models/block-patterns.js';
 import { exposeAs } from './graph.js';
 
 export const CACHE_ALWAYS = 'cache.always/';
@@ -58,4 +60,16 @@ export function declareAlways(g: Graph, v: Value, modules: readonly string[]): v
 export function alwaysModules(outputNames: readonly string[]): string[] {
   const name = outputNames.find((n) => n.startsWith(CACHE_ALWAYS));
   return name ? unpackModules(name.slice(CACHE_ALWAYS.length)) : [];
+}
+
+/**
+ * The denoiser's outermost blocks (`transformer_blocks.0`…, `down_blocks.0`…,
+ * `mid_block`, `up_blocks.*`): what runs around the sub-modules FORA and PAB cut. Read it before
+ * cutting (blocks moved behind an If are no longer top-level nodes).
+ */
+export function outerBlocks(model: Model): string[] {
+  const blocks = deriveBlocks(model, blockPatternsFor(model));
+  const outer = blocks.filter((b) => !blocks.some((o) => b.name.startsWith(`${o.name}.`)));
+  // records come in pattern order (down, mid, up; double, single), each in graph order
+  return outer.map((b) => b.name);
 }
