@@ -14,6 +14,7 @@ import type { Graph, Model, Node, Value } from '../../ir/graph.js';
 import { modulePath } from '../../ir/modules.js';
 import { blockPatternsFor } from '../../models/block-patterns.js';
 import { absorbExclusiveProducers, moduleNodes, op, type CutPart } from './graph.js';
+import { packModules } from './units.js';
 
 /** Transformer streams are [batch, tokens, dim]. */
 export const DIT_RANK = 3;
@@ -99,8 +100,7 @@ export function firstBlockCut(model: Model): { part: CutPart; residual: Value } 
   const xIn = value(g, first!.inputs[0]!);
   readShapesBefore(g, layout, [x0, ctx0]);
   const residual = op(g, 'Sub', [x0!, xIn], 'cache.first_block_residual');
-  const label = `${names[0]}..${names[names.length - 1]}`;
-  return { part: { part: label, nodes: moduleNodes(g, names), residual: streamBase(g, layout, x0!, ctx0 ?? x0!) }, residual };
+  return { part: { part: packModules(names), nodes: moduleNodes(g, names), residual: streamBase(g, layout, x0!, ctx0 ?? x0!) }, residual };
 }
 
 /** TeaCache: every block except block 0's norm1, and norm1's modulated input (the signal). */
@@ -125,7 +125,6 @@ export function teaCacheCut(model: Model): { part: CutPart; modulated: Value } {
     }
   }
   if (!modulated) throw new CompatibilityError('CACHE_LAYOUT', `cannot find ${first.name}.norm1's modulated output`);
-  const label = `${blocks[0]}..${blocks[blocks.length - 1]}`;
-  return { part: { part: label, nodes, residual: streamBase(g, layout, xIn!, ctxIn!) }, modulated };
+  return { part: { part: packModules(blocks), nodes, residual: streamBase(g, layout, xIn!, ctxIn!) }, modulated };
 }
 

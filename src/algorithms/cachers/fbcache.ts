@@ -12,9 +12,11 @@ import { AdaptiveCache, SIGNAL } from './adaptive.js';
 import { DIT_RANK, ditLayout, firstBlockCut } from './dit.js';
 import { cutPart, exposeAs, op, relativeL1Value, scalarInput, stateInput, type Lowering } from './graph.js';
 import { FBCACHE_DEFAULTS } from './policies/index.js';
+import { declareAlways } from './units.js';
 
 export function fbCacheTransform(model: Model, lowering: Lowering = 'if'): Model {
   const g = model.graph;
+  const first = ditLayout(model).double[0]!.name;
   const { part, residual } = firstBlockCut(model);
   const kept = stateInput(g, SIGNAL.signalIn, 'float32', DIT_RANK);
   const distance = relativeL1Value(g, residual, kept);
@@ -24,6 +26,8 @@ export function fbCacheTransform(model: Model, lowering: Lowering = 'if'): Model
   exposeAs(g, distance, SIGNAL.distance);
   exposeAs(g, residual, SIGNAL.signal);
   cutPart(g, part, computed, DIT_RANK, lowering);
+  // block 0 runs on every call: the report names it computed on skipped steps too
+  declareAlways(g, computed, [first]);
   return model;
 }
 

@@ -11,6 +11,7 @@ import { defineAlgorithm, supported, unsupported, type SmashTarget } from '../al
 import { DIT_RANK, foraParts } from './dit.js';
 import { CACHE_COMPUTE, boolInput, cutPart, type CutPart, type Lowering } from './graph.js';
 import { ForaPolicy, FORA_DEFAULTS, type Decision } from './policies/index.js';
+import { declareAlways, outerBlocks } from './units.js';
 import { CacheDenoiser, boolFeed, type KeptState } from './wrapper.js';
 
 /** Puts every part behind its own If (or Where), all under the `cache.compute` input. */
@@ -22,7 +23,11 @@ export function cutScheduled(model: Model, parts: CutPart[], rank: number, lower
 }
 
 export function foraTransform(model: Model, lowering: Lowering = 'if'): Model {
-  return cutScheduled(model, foraParts(model), DIT_RANK, lowering);
+  const blocks = outerBlocks(model);
+  cutScheduled(model, foraParts(model), DIT_RANK, lowering);
+  // every block runs its modulation, gates and residual adds on reused steps too
+  declareAlways(model.graph, boolInput(model.graph, CACHE_COMPUTE), blocks);
+  return model;
 }
 
 /**

@@ -14,6 +14,7 @@ import { defineAlgorithm, supported } from '../algorithm.js';
 import { DIT_RANK, ditLayout } from './dit.js';
 import { absorbExclusiveProducers, boolInput, cutPart, moduleNodes, type CutPart, type Lowering } from './graph.js';
 import { PabPolicy, PAB_DEFAULTS, type AttentionKind } from './policies/index.js';
+import { declareAlways, outerBlocks } from './units.js';
 import { CacheDenoiser, boolFeed, type KeptState } from './wrapper.js';
 
 export const kindOf = (part: string): AttentionKind => (/\.attn2$/.test(part) ? 'cross' : 'spatial');
@@ -38,7 +39,11 @@ export function pabParts(model: Model): CutPart[] {
 
 export function pabTransform(model: Model, lowering: Lowering = 'if'): Model {
   const g = model.graph;
-  for (const p of pabParts(model)) cutPart(g, p, boolInput(g, condOf(kindOf(p.part))), DIT_RANK, lowering);
+  const blocks = outerBlocks(model);
+  const parts = pabParts(model);
+  for (const p of parts) cutPart(g, p, boolInput(g, condOf(kindOf(p.part))), DIT_RANK, lowering);
+  // the blocks around the attention modules run on every step
+  declareAlways(g, boolInput(g, condOf(kindOf(parts[0]!.part))), blocks);
   return model;
 }
 
@@ -63,7 +68,7 @@ export class PabCache extends CacheDenoiser<KeptState> {
     const outs = parts.flatMap((p) => p.outputs);
     const { r, all } = await this.call(feeds, ctx, request, extra, outs, outs);
     for (const p of parts) p.inputs.forEach((n, i) => s.kept.set(n, all[p.outputs[i]!]!));
-    this.recordParts(ctx, parts.map((p) => p.part), this.parts.filter((p) => !parts.includes(p)).map((p) => p.part), performance.now() - t0);
+    this.recordParts(ctx, [...this.always, ...parts.map((p) => p.part)], this.parts.filter((p) => !parts.includes(p)).map((p) => p.part), performance.now() - t0);
     return r;
   }
 }

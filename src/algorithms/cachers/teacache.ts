@@ -13,9 +13,11 @@ import { AdaptiveCache, SIGNAL } from './adaptive.js';
 import { DIT_RANK, ditLayout, teaCacheCut } from './dit.js';
 import { cutPart, exposeAs, op, relativeL1Value, scalarF32, scalarInput, stateInput, type Lowering } from './graph.js';
 import { TEACACHE_DEFAULTS } from './policies/index.js';
+import { declareAlways } from './units.js';
 
 export function teaCacheTransform(model: Model, coefficients: readonly number[] = TEACACHE_DEFAULTS.coefficients, lowering: Lowering = 'if'): Model {
   const g = model.graph;
+  const first = ditLayout(model).double[0]!.name;
   const { part, modulated } = teaCacheCut(model);
   const prev = stateInput(g, SIGNAL.signalIn, 'float32', DIT_RANK);
   const distance = relativeL1Value(g, modulated, prev);
@@ -33,6 +35,8 @@ export function teaCacheTransform(model: Model, coefficients: readonly number[] 
   exposeAs(g, distance, SIGNAL.distance);
   exposeAs(g, modulated, SIGNAL.signal);
   cutPart(g, part, computed, DIT_RANK, lowering);
+  // block 0's norm1 (the signal) runs on every call
+  declareAlways(g, computed, [`${first}.norm1`]);
   return model;
 }
 

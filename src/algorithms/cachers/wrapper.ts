@@ -13,6 +13,7 @@ import {
 import type { Feed, HostTensor } from '../../runtime/session.js';
 import type { CacherName, GuidanceBranch, StepContext } from './policies/index.js';
 import { CACHE_IN, CACHE_OUT } from './graph.js';
+import { alwaysModules, unpackModules } from './units.js';
 
 export interface CachePartIO {
   part: string;
@@ -52,6 +53,8 @@ export interface KeptState {
 
 export abstract class CacheDenoiser<S extends KeptState> extends StatefulDenoiser<S> implements ReportingDenoiser {
   readonly parts: CachePartIO[];
+  /** the modules that run on every call (the graph's `cache.always/…` output), reported as computed */
+  readonly always: string[];
   #report: CacheStepReport[] = [];
 
   /**
@@ -61,6 +64,7 @@ export abstract class CacheDenoiser<S extends KeptState> extends StatefulDenoise
   constructor(inner: Denoiser, readonly cacher: CacherName, readonly rank: number, opts: { partsOptional?: boolean } = {}) {
     super(inner);
     this.parts = cacheParts(inner);
+    this.always = alwaysModules(inner.outputNames);
     if (!this.parts.length && !opts.partsOptional) {
       throw new CompatibilityError('CACHE_GRAPH', `${cacher}: the denoiser graph has no cache inputs (${CACHE_IN}…): it was not transformed by a cacher`);
     }
@@ -128,10 +132,10 @@ export abstract class CacheDenoiser<S extends KeptState> extends StatefulDenoise
     for (const p of this.parts) p.inputs.forEach((n, i) => s.kept.set(n, all[p.outputs[i]!]!));
   }
 
-  /** Records a call that computed (or reused) every part. */
+  /** Records a call that computed (or reused) every part: module by module, with those that always run. */
   protected record(ctx: DenoiseContext, computed: boolean, ms: number, distance?: number): void {
-    const names = this.parts.map((p) => p.part);
-    this.recordParts(ctx, computed ? names : [], computed ? [] : names, ms, distance);
+    const names = this.parts.flatMap((p) => unpackModules(p.part));
+    this.recordParts(ctx, computed ? [...this.always, ...names] : [...this.always], computed ? [] : names, ms, distance);
   }
 
   protected recordParts(ctx: DenoiseContext, computed: string[], reused: string[], ms: number, distance?: number): void {

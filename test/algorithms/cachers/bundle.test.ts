@@ -32,7 +32,12 @@ for (const recipe of [{ fora: {}, int8Dynamic: {} }, { fbcache: { threshold: 0.0
     const dir = join(tmp.dir, label.replace(/\W+/g, '-'));
     await smashed.save(dir);
     await smashed.release();
-    const ops = new Set([...allNodes(loadModel(join(dir, 'transformer', 'model.onnx')).graph)].map((n) => n.opType));
+    const saved = loadModel(join(dir, 'transformer', 'model.onnx')).graph;
+    const ops = new Set([...allNodes(saved)].map((n) => n.opType));
+    // what the report names as always computed travels in the saved graph (fbcache: block 0; teacache: its norm1; fora: every block)
+    const always = saved.outputs.map((o) => o.name).filter((n) => n.startsWith('cache.always/'));
+    assert.deepEqual(always, ['fbcache' in recipe ? 'cache.always/transformer_blocks.0' : 'teacache' in recipe ? 'cache.always/transformer_blocks.0.norm1' : 'cache.always/transformer_blocks.0-1+single_transformer_blocks.0-2']);
+    assert.ok(a.cache!.every((s) => s.computed.includes('transformer_blocks.0') || s.computed.includes('transformer_blocks.0.norm1')));
     assert.ok(ops.has('If'), 'the saved transformer holds the If regions');
     if ('int8Dynamic' in recipe) assert.ok(ops.has('DynamicQuantizeMatMul'));
     const out = join(tmp.dir, `${label.replace(/\W+/g, '-')}.f32`);
