@@ -56,7 +56,7 @@ export function pairRepeated(v: Value | null | undefined, depth = 0): boolean {
       // gathering along the last axis with paired indices repeats whatever it gathers
       const r = rankOf(p.inputs[0]);
       const axis = p.attrInt('axis', 0);
-      const idx = constInts(p.inputs[1]);
+      const idx = constNumbers(p.inputs[1]); // constInts stops at 64 elements
       return r !== undefined && (axis === -1 || axis === r - 1) && !!idx && idx.length % 2 === 0 && idx.every((x, i) => i % 2 === 0 || x === idx[i - 1]);
     }
     default:
