@@ -4,7 +4,8 @@ import { fuse } from '../../src/algorithms/compilers/ort-compile.js';
 import { modulatedLayerNormFusion } from '../../src/algorithms/compilers/fusions/modulated-layer-norm.js';
 import { rotaryEmbeddingFusion } from '../../src/algorithms/compilers/fusions/rotary-embedding.js';
 import { GraphBuilder } from '../../src/ir/builder.js';
-import type { Model, Value } from '../../src/ir/graph.js';
+import { allNodes, type Model, type Value } from '../../src/ir/graph.js';
+import { fbCacheTransform } from '../../src/algorithms/cachers/fbcache.js';
 import { NoMatch, rulesPass, tryRule } from '../../src/ir/rewrite.js';
 import { deadCodeElimination } from '../../src/ir/passes/dead-code-elimination.js';
 import { Ctx } from '../../src/models/blocks/context.js';
@@ -189,4 +190,17 @@ test('a profile without the broadcast LayerNorm keeps the modulation unfused; on
   const firedW = fuse(w, 'webgpu');
   assert.ok(firedW.get('rotary-to-rotary-embedding')! > 0);
   assert.equal(firedW.get('modulated-layer-norm') ?? 0, 0);
+});
+
+test('inside a cacher\'s If branches (first-block cache on Flux) every rotary and modulated norm still fuses', () => {
+  const m = fbCacheTransform(fluxDenoiser().build());
+  const count = (op: string) => [...allNodes(m.graph)].filter((n) => n.opType === op).length;
+  const rotaries = count('Neg');
+  const norms = count('LayerNormalization');
+  assert.ok(count('If') > 0 && rotaries > 0);
+  const fired = fuse(m, 'cpu');
+  // norm_out reads the If's output: its rank comes from the branch
+  assert.equal(fired.get('modulated-layer-norm'), norms);
+  assert.equal(fired.get('rotary-to-rotary-embedding'), rotaries);
+  assert.equal(count('Neg'), 0);
 });

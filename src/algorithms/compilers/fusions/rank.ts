@@ -67,6 +67,11 @@ function derive(v: Value, memo: Map<Value, number | undefined>): number | undefi
       return axes && r !== undefined ? r - axes.length : undefined;
     }
     case 'Reshape': return constInts(p.inputs[1])?.length;
+    case 'If': {
+      // a cacher's skippable blocks: both branches return the same tensors
+      const then = p.attr('then_branch');
+      return then?.type === 'graph' ? rankOf(then.value.outputs[v.outputIndex], memo) : undefined;
+    }
     default: return undefined;
   }
 }
