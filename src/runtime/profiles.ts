@@ -11,16 +11,29 @@ export type ProfileName = ProviderName | 'wasm';
 
 export interface ProviderProfile {
   name: ProfileName;
-  /** qualified op types (`com.microsoft.MultiHeadAttention`; ORT's own ops in the ONNX domain by bare name) */
+  /**
+   * qualified op types (`com.microsoft.MultiHeadAttention`; ORT's own ops in the ONNX domain by
+   * bare name), and kernel features a fusion relies on beyond the op's ONNX definition, as
+   * `Op[feature]`
+   */
   ops: ReadonlySet<string>;
 }
 
 const ms = (...ops: string[]) => ops.map((o) => `com.microsoft.${o}`);
 
+/**
+ * LayerNormalization whose scale and bias are per-sample [B, 1, D] tensors broadcast over x
+ * (adaLN modulation folded into the norm): ORT's CPU kernel broadcasts them (layer_norm_helper.h,
+ * checked on 1.30 by test/algorithms/fusions.test.ts); not claimed for the other providers, whose
+ * kernels were not checked.
+ */
+export const LAYER_NORM_BROADCAST_AFFINE = 'LayerNormalization[broadcast-affine]';
+
 const CPU = [
   ...ms('MultiHeadAttention', 'Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization',
     'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'MatMulNBits', 'FusedMatMul', 'RotaryEmbedding'),
   'SimplifiedLayerNormalization',
+  LAYER_NORM_BROADCAST_AFFINE,
 ];
 
 export const PROFILES: Readonly<Record<ProfileName, ProviderProfile>> = {

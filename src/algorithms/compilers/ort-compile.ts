@@ -18,12 +18,17 @@ import { defineAlgorithm, supported, type SessionTuning } from '../algorithm.js'
 import { attentionFusion } from './fusions/attention.js';
 import { fastGeluFusion } from './fusions/fast-gelu.js';
 import { rmsNormFusion } from './fusions/rms-norm.js';
+import { rotaryEmbeddingFusion } from './fusions/rotary-embedding.js';
+import { modulatedLayerNormFusion } from './fusions/modulated-layer-norm.js';
+import { LAYER_NORM_BROADCAST_AFFINE } from '../../runtime/profiles.js';
 
 /** Each fusion with the op it emits, so a profile can refuse it. */
 export const FUSIONS: readonly { rule: Rule<any>; emits: string }[] = [
   { rule: attentionFusion, emits: 'com.microsoft.MultiHeadAttention' },
   { rule: rmsNormFusion, emits: 'SimplifiedLayerNormalization' },
   { rule: fastGeluFusion, emits: 'com.microsoft.FastGelu' },
+  { rule: rotaryEmbeddingFusion, emits: 'com.microsoft.RotaryEmbedding' },
+  { rule: modulatedLayerNormFusion, emits: LAYER_NORM_BROADCAST_AFFINE },
 ];
 
 function rulesFor(profile: ProfileName): Rule<any>[] {
