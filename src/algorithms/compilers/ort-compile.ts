@@ -1,6 +1,6 @@
 /**
  * ortCompile: our fusions where ONNX Runtime's own optimizer does not reach (attention to
- * MultiHeadAttention, RMSNorm written as Mul(x, x), GELU's tanh form), restricted to what the
+ * MultiHeadAttention, RMSNorm written as Mul(x, x), GELU's tanh form, Flux's rotary embedding, adaLN modulation), restricted to what the
  * target provider runs, then ONNX Runtime's optimizer at its highest level when the session is
  * created; and the sessions' tuning: static shapes (static-shapes.ts), threads, spinning.
  */
