@@ -49,6 +49,17 @@ export function graphFlops(model, shapes) {
   return out;
 }
 
+/** The contents of a small float constant (Resize's scales). */
+function floats(v) {
+  if (!v) return undefined;
+  let t = v.const;
+  if (!t && v.producer?.opType === 'Constant') {
+    const at = v.producer.attr('value');
+    if (at?.type === 'tensor') t = at.value;
+  }
+  return t && t.dtype === 'float32' && prod(t.shape) <= 8 ? Array.from(lib.tensorData(t)) : undefined;
+}
+
 /**
  * Shapes of every value at the fixed input shapes: the IR's inference, plus the small integer
  * tensors that shape computations make (Shape → Gather → Concat → Reshape), which it leaves
@@ -118,6 +129,9 @@ function inferShapes(g) {
         shape[ax] = Math.max(0, Math.ceil((clamp(en[i]) - clamp(st[i])) / steps[i]));
       });
       y.shape = shape;
+    } else if (n.opType === 'Resize' && known(a?.shape) && (val(n.inputs[3]) || floats(n.inputs[2]))) {
+      const sizes = val(n.inputs[3]);
+      y.shape = sizes ?? a.shape.map((d, i) => Math.floor(d * floats(n.inputs[2])[i]));
     } else if (n.opType === 'Split' && known(a?.shape)) {
       const axis = (n.attrInt('axis', 0) + a.shape.length) % a.shape.length;
       const sizes = val(b) ?? n.attrInts('split') ?? n.outputs.map(() => a.shape[axis] / n.outputs.length);

@@ -28,10 +28,11 @@ export function resultsMarkdown(r) {
       `Each ratio is against the baseline runs of the same rounds. GEMM throughput measured in the same run (384×768×3072, fastest call): float32 \`MatMul\` ${r.gemm.fp32GFlops.toFixed(0)} GFLOP/s, \`DynamicQuantizeMatMul\` ${r.gemm.int8DynamicGOps.toFixed(0)} GOPS, \`MatMulInteger\` ${r.gemm.int8IntegerGOps.toFixed(0)} GOPS. ` +
       '"Floor" is the uncached denoiser\'s matrix FLOPs per image (MatMul, Gemm, Conv; from the graph\'s inferred shapes) at that float32 (int8) rate; a configuration\'s "× floor" is its denoise time over it (below 1: it skips work).',
     '',
-    '| workload | configuration | s/image | × baseline | target | text / denoise / decode (s) | × floor fp32 / int8 | smash, once (s) | RSS of its sessions (GiB) |',
+    '| workload | configuration | s/image | × baseline | target | text / denoise / decode (s) | × floor fp32 / int8 | smash, once (s) | RSS its sessions added (GiB) |',
     '|---|---|---|---|---|---|---|---|---|',
   );
   for (const w of r.workloads) {
+    if (w.error && w.workload !== 'sd15-unet-full') out.push(`| ${w.workload} | failed: ${w.error.replace(/\|/g, '\\|').slice(0, 200)} | | | | | | | |`);
     if (!w.rows) continue;
     const target = r.targets[w.workload];
     const g = w.generation;
@@ -52,6 +53,7 @@ export function resultsMarkdown(r) {
     }
   }
   const full = r.workloads.find((w) => w.workload === 'sd15-unet-full');
+  if (full?.error) out.push('', `sd15-unet-full failed: ${full.error}.`);
   if (full && !full.error) {
     out.push(
       '',
@@ -60,7 +62,8 @@ export function resultsMarkdown(r) {
         `(floor ${s(full.floor.fp32CallMs)} s: ${(full.flops.total / 1e9).toFixed(0)} GFLOP at the float32 rate), peak RSS ${gib(full.peakRss)} GiB (${gib(full.rssLoaded)} GiB after load).`,
     );
   }
-  if (r.fidelity) {
+  if (r.fidelity?.error) out.push('', `Fidelity on the trained pipelines failed: ${r.fidelity.error}.`);
+  else if (r.fidelity) {
     const f = r.fidelity;
     out.push(
       '',

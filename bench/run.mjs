@@ -16,6 +16,8 @@ import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ensureWorkload, WORKLOADS } from './workloads.mjs';
 import { denoiserFlops, measureGemm } from './floor.mjs';
 
@@ -39,6 +41,14 @@ const threads = values.threads ? Number(values.threads) : undefined;
 const groupSize = Number(values.group ?? 4);
 const started = performance.now();
 const log = (m) => console.log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);
+
+// a collection before each RSS reading, so that a configuration's figure is its sessions, not garbage
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc');
+const settledRss = () => {
+  gc();
+  return rssBytes();
+};
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -107,10 +117,11 @@ function configsFor(kind, calibrationPrompts) {
   const s = singles(kind, calibrationPrompts);
   let all;
   if (quick) {
+    // the one-time smash cost (a whole pipeline loaded again per configuration) is most of a quick run
     const names = kind === 'flux'
-      ? ['recipe: fora+int8Dynamic+qkv+ortCompile', 'recipe: fora+int8Dynamic(+text encoders)+qkv+ortCompile', 'recipe: fbcache+int8Dynamic+qkv+ortCompile', 'recipe: teacache+int8Dynamic+qkv+ortCompile']
+      ? ['recipe: fora+int8Dynamic+qkv+ortCompile', 'recipe: fora+int8Dynamic(+text encoders)+qkv+ortCompile', 'recipe: fbcache+int8Dynamic+qkv+ortCompile']
       : Object.keys(r);
-    const pick = kind === 'flux' ? ['int8Dynamic', 'fora'] : ['int8Static', 'deepcache'];
+    const pick = kind === 'flux' ? ['int8Dynamic'] : ['deepcache'];
     all = { ...Object.fromEntries(names.map((n) => [n, r[n]])), ...Object.fromEntries(pick.map((n) => [n, s[n]])) };
   } else all = { ...r, ...s };
   if (values.config) {
@@ -186,10 +197,10 @@ async function pipelineWorkload(name, gemm) {
   const gen = { ...w.generation };
   const src = ensureWorkload(name, log);
   let t0 = performance.now();
-  const rss0 = rssBytes();
+  const rss0 = settledRss();
   const base = await loadPipeline(src.dir, { threads });
   const baseLoadMs = performance.now() - t0;
-  const baseRss = rssBytes() - rss0;
+  const baseRss = settledRss() - rss0;
   log(`${name}: ${src.dir} ${src.built ? `built in ${(src.buildMs / 1000).toFixed(1)} s, ` : ''}loaded (converted on first use) in ${(baseLoadMs / 1000).toFixed(1)} s`);
   const channels = w.kind === 'flux' ? 16 : 4;
   const latentsOf = (seed) => initialLatents(seed, channels, gen.height / 8, gen.width / 8);
@@ -230,12 +241,13 @@ async function pipelineWorkload(name, gemm) {
     const members = [baseMember];
     const opened = [];
     for (const [cname, cfg] of group) {
-      const before = rssBytes();
+      const before = settledRss();
       t0 = performance.now();
       try {
         const p = await smash(base, new SmashConfig(cfg), { threads });
+        const oneTimeMs = performance.now() - t0;
         opened.push(p);
-        meta[cname] = { config: cfg, oneTimeMs: performance.now() - t0, loadRssBytes: rssBytes() - before };
+        meta[cname] = { config: cfg, oneTimeMs, loadRssBytes: settledRss() - before };
         members.push(ourMember(cname, p, gen));
         log(`${name}: smashed '${cname}' in ${(meta[cname].oneTimeMs / 1000).toFixed(1)} s`);
       } catch (e) {
@@ -362,10 +374,19 @@ const names = values.workload ? values.workload.split(',') : Object.keys(WORKLOA
 for (const n of names) if (!WORKLOADS[n]) throw new Error(`--workload ${n}: no such workload (${Object.keys(WORKLOADS).join(', ')})`);
 const m = machine();
 log(`${m.cpu}, ${m.cores} cores, ${m.flags.join(' ')}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-const gemm = await measureGemm({ threads });
-log(`GEMM 384×768×3072: float32 MatMul ${gemm.fp32GFlops.toFixed(0)} GFLOP/s, DynamicQuantizeMatMul ${gemm.int8DynamicGOps.toFixed(0)} GOPS, MatMulInteger ${gemm.int8IntegerGOps.toFixed(0)} GOPS`);
+// the GEMM throughput, measured before every workload and at the end; the best of each kind is
+// the machine's (other work on a shared machine only ever slows a measurement down)
+const gemm = { shape: null, fp32GFlops: 0, int8DynamicGOps: 0, int8IntegerGOps: 0, measurements: [] };
+async function remeasureGemm() {
+  const g = await measureGemm({ threads });
+  gemm.measurements.push({ ...g, loadAverage: loadavg()[0] });
+  gemm.shape = g.shape;
+  for (const k of ['fp32GFlops', 'int8DynamicGOps', 'int8IntegerGOps']) gemm[k] = Math.max(gemm[k], g[k]);
+  log(`GEMM 384×768×3072: float32 MatMul ${g.fp32GFlops.toFixed(0)} GFLOP/s, DynamicQuantizeMatMul ${g.int8DynamicGOps.toFixed(0)} GOPS, MatMulInteger ${g.int8IntegerGOps.toFixed(0)} GOPS (best so far ${gemm.fp32GFlops.toFixed(0)} / ${gemm.int8DynamicGOps.toFixed(0)} / ${gemm.int8IntegerGOps.toFixed(0)})`);
+}
 const workloads = [];
 for (const n of names) {
+  await remeasureGemm();
   if (WORKLOADS[n].kind === 'unet') {
     const r = unetFull();
     if (!r.error) {
@@ -373,13 +394,39 @@ for (const n of names) {
       log(`sd15-unet-full: convert ${(r.convertMs / 1000).toFixed(1)} s (0: cached), load ${(r.loadMs / 1000).toFixed(1)} s, call ${r.callMs.map((x) => (x / 1000).toFixed(1)).join(', ')} s (floor ${(r.floor.fp32CallMs / 1000).toFixed(1)} s), peak RSS ${(r.peakRss / 2 ** 30).toFixed(2)} GiB (weights ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB)`);
     } else log(`sd15-unet-full failed: ${r.error}`);
     workloads.push(r);
-  } else workloads.push(await pipelineWorkload(n, gemm));
+  } else {
+    try {
+      workloads.push(await pipelineWorkload(n, gemm));
+    } catch (e) {
+      log(`${n} failed: ${e.stack ?? e.message}`);
+      workloads.push({ workload: n, error: `${e.code ? `[${e.code}] ` : ''}${e.message}` });
+    }
+  }
 }
-const fid = values['no-fidelity'] ? null : await fidelity();
+await remeasureGemm();
+// the floors with the best throughput of the whole run
+for (const w of workloads) {
+  if (w.floor?.fp32DenoiseMs !== undefined) {
+    const { flopsPerCall: f, callsPerImage: c } = w.floor;
+    w.floor.fp32DenoiseMs = (c * f.total) / (gemm.fp32GFlops * 1e6);
+    w.floor.int8DenoiseMs = (c * f.total) / (gemm.int8DynamicGOps * 1e6);
+    for (const r of w.rows) if (r.stages) r.floorDistance = { fp32: r.stages.denoiseMs / w.floor.fp32DenoiseMs, int8: r.stages.denoiseMs / w.floor.int8DenoiseMs };
+  } else if (w.flops) w.floor = { fp32CallMs: w.flops.total / (gemm.fp32GFlops * 1e6) };
+}
+let fid = null;
+if (!values['no-fidelity']) {
+  try {
+    fid = await fidelity();
+  } catch (e) {
+    log(`fidelity failed: ${e.stack ?? e.message}`);
+    fid = { error: `${e.code ? `[${e.code}] ` : ''}${e.message}` };
+  }
+}
 const totalMs = performance.now() - started;
 log(`done in ${(totalMs / 60000).toFixed(1)} min`);
 
-const command = `npm run bench --${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+const quoted = process.argv.slice(2).map((a) => (/[^\w,.=/:+-]/.test(a) ? `'${a}'` : a));
+const command = `npm run bench${quoted.length ? ` -- ${quoted.join(' ')}` : ''}`;
 const date = new Date().toISOString();
 const result = {
   date, command, machine: m, loadAverage: loadavg(), node: process.version,
