@@ -20,7 +20,7 @@ export function resultsMarkdown(r) {
   const m = r.machine;
   const flags = m.flags.length ? m.flags.join(' ') : 'flags unknown';
   out.push(
-    `Command: \`${r.command}\` (${r.quick ? 'quick: fewer configurations, ' : ''}${r.repeat} interleaved timed runs per configuration after a warm-up, medians), ` +
+    `${r.complete === false ? '**An incomplete run (stopped before the end; what it measured):** ' : ''}Command: \`${r.command}\` (${r.quick ? 'quick: fewer configurations, ' : ''}${r.repeat} interleaved timed runs per configuration after a warm-up, medians), ` +
       `${r.date.slice(0, 16).replace('T', ' ')} UTC, ${(r.totalMs / 60000).toFixed(1)} minutes in all (workloads already built). Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ISA: ${flags}; ` +
       `load average ${r.loadAverage.map((v) => v.toFixed(1)).join(' / ')} at the end (a shared machine: ratios hold within a run, absolute times do not). onnxruntime-node ${r.onnxruntime}, Node ${r.node}.`,
     '',

@@ -144,7 +144,7 @@ async function openPeers(w, dir) {
     console.log(`--peer diffusers: ${file} is missing (it is being written separately); skipped`);
     return [];
   }
-  const python = values.python ?? process.env.SMASH_PYTHON ?? 'python3';
+  const python = values.python ?? process.env.SMASH_PEER_PYTHON ?? 'python3';
   const probe = spawnSync(python, ['-c', 'import torch, diffusers, transformers'], { encoding: 'utf8' });
   if (probe.status !== 0) {
     console.log(`--peer diffusers: ${python} cannot import torch, diffusers and transformers (${(probe.stderr || probe.error?.message || '').trim().split('\n').pop()}); skipped (see bench/README.md)`);
@@ -385,6 +385,37 @@ async function remeasureGemm() {
   log(`GEMM 384×768×3072: float32 MatMul ${g.fp32GFlops.toFixed(0)} GFLOP/s, DynamicQuantizeMatMul ${g.int8DynamicGOps.toFixed(0)} GOPS, MatMulInteger ${g.int8IntegerGOps.toFixed(0)} GOPS (best so far ${gemm.fp32GFlops.toFixed(0)} / ${gemm.int8DynamicGOps.toFixed(0)} / ${gemm.int8IntegerGOps.toFixed(0)})`);
 }
 const workloads = [];
+let fid = null;
+const quoted = process.argv.slice(2).map((a) => (/[^\w,.=/:+-]/.test(a) ? `'${a}'` : a));
+const command = `npm run bench${quoted.length ? ` -- ${quoted.join(' ')}` : ''}`;
+const stamp = new Date().toISOString().slice(0, 19).replace(/:/g, '');
+/** Writes what is measured so far (after every workload: a long run that is stopped keeps its results). */
+function save(done) {
+  const result = {
+    date: new Date().toISOString(), command, complete: done, machine: m, loadAverage: loadavg(), node: process.version,
+    onnxruntime: JSON.parse(readFileSync(join(root, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version,
+    quick, repeat, threads: threads ?? 'onnxruntime default', totalMs: performance.now() - started,
+    baselineSessionOptions: {
+      ...defaultSessionOptions('denoiser'), graphOptimizationLevel: 'all', intraOpNumThreads: threads ?? 'onnxruntime default (one per physical core)',
+      note: 'our loader\'s defaults (pipelines/loader.ts defaultSessionOptions): onnxruntime\'s own, with the CPU memory arena off; every component alike',
+    },
+    gemm, targets: { 'flux-small': 6, 'sd15-small': 5, psnrDb: 25, ssim: 0.85 }, workloads, fidelity: fid,
+  };
+  mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+  const json = `${JSON.stringify(result, null, 2)}\n`;
+  writeFileSync(join(root, 'bench', 'results', `run-${stamp}${quick ? '-quick' : ''}.json`), json);
+  writeFileSync(join(root, 'bench', 'results', 'latest.json'), json);
+}
+// fidelity first: the trained pipelines are small, and the targets hold only with it
+if (!values['no-fidelity']) {
+  try {
+    fid = await fidelity();
+  } catch (e) {
+    log(`fidelity failed: ${e.stack ?? e.message}`);
+    fid = { error: `${e.code ? `[${e.code}] ` : ''}${e.message}` };
+  }
+  save(false);
+}
 for (const n of names) {
   await remeasureGemm();
   if (WORKLOADS[n].kind === 'unet') {
@@ -402,6 +433,7 @@ for (const n of names) {
       workloads.push({ workload: n, error: `${e.code ? `[${e.code}] ` : ''}${e.message}` });
     }
   }
+  save(false);
 }
 await remeasureGemm();
 // the floors with the best throughput of the whole run
@@ -413,32 +445,6 @@ for (const w of workloads) {
     for (const r of w.rows) if (r.stages) r.floorDistance = { fp32: r.stages.denoiseMs / w.floor.fp32DenoiseMs, int8: r.stages.denoiseMs / w.floor.int8DenoiseMs };
   } else if (w.flops) w.floor = { fp32CallMs: w.flops.total / (gemm.fp32GFlops * 1e6) };
 }
-let fid = null;
-if (!values['no-fidelity']) {
-  try {
-    fid = await fidelity();
-  } catch (e) {
-    log(`fidelity failed: ${e.stack ?? e.message}`);
-    fid = { error: `${e.code ? `[${e.code}] ` : ''}${e.message}` };
-  }
-}
 const totalMs = performance.now() - started;
 log(`done in ${(totalMs / 60000).toFixed(1)} min`);
-
-const quoted = process.argv.slice(2).map((a) => (/[^\w,.=/:+-]/.test(a) ? `'${a}'` : a));
-const command = `npm run bench${quoted.length ? ` -- ${quoted.join(' ')}` : ''}`;
-const date = new Date().toISOString();
-const result = {
-  date, command, machine: m, loadAverage: loadavg(), node: process.version,
-  onnxruntime: JSON.parse(readFileSync(join(root, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version,
-  quick, repeat, threads: threads ?? 'onnxruntime default', totalMs,
-  baselineSessionOptions: {
-    ...defaultSessionOptions('denoiser'), graphOptimizationLevel: 'all', intraOpNumThreads: threads ?? 'onnxruntime default (one per physical core)',
-    note: 'our loader\'s defaults (pipelines/loader.ts defaultSessionOptions): onnxruntime\'s own, with the CPU memory arena off; every component alike',
-  },
-  gemm, targets: { 'flux-small': 6, 'sd15-small': 5, psnrDb: 25, ssim: 0.85 }, workloads, fidelity: fid,
-};
-mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-const json = `${JSON.stringify(result, null, 2)}\n`;
-writeFileSync(join(root, 'bench', 'results', `run-${date.slice(0, 19).replace(/:/g, '')}${quick ? '-quick' : ''}.json`), json);
-writeFileSync(join(root, 'bench', 'results', 'latest.json'), json);
+save(true);
