@@ -2,7 +2,9 @@
 // results JSON of bench/run.mjs (default bench/results/latest.json): the command, the date, the
 // machine, the medians and ratios per configuration with the targets beside them, the floor, the
 // per-stage figures and the recipes' fidelity on the trained pipelines.
-//   node bench/readme-table.mjs [results.json] [--check]   (--check: exit 1 if the README differs)
+//   node bench/readme-table.mjs [results.json] [--fidelity other.json] [--check]
+// --fidelity takes the trained pipelines' fidelity from another run's results (a run with
+// --no-fidelity, completed by an earlier one's); --check: exit 1 if the README differs.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,12 +27,17 @@ export function resultsMarkdown(r) {
       `load average ${r.loadAverage.map((v) => v.toFixed(1)).join(' / ')} at the end (a shared machine: ratios hold within a run, absolute times do not). onnxruntime-node ${r.onnxruntime}, Node ${r.node}.`,
     '',
     `The baseline is our conversion on onnxruntime with the session options our loader gives every component: graph optimization level \`all\`, CPU memory arena off (\`enableCpuMemArena: false\`), memory pattern on, intra-op threads ${typeof r.threads === 'number' ? r.threads : 'onnxruntime\'s default (one per physical core)'}, sequential execution. ` +
-      `Each ratio is against the baseline runs of the same rounds. GEMM throughput measured in the same run (384×768×3072, fastest call): float32 \`MatMul\` ${r.gemm.fp32GFlops.toFixed(0)} GFLOP/s, \`DynamicQuantizeMatMul\` ${r.gemm.int8DynamicGOps.toFixed(0)} GOPS, \`MatMulInteger\` ${r.gemm.int8IntegerGOps.toFixed(0)} GOPS. ` +
+      'Each ratio is against the baseline runs of the same rounds. ' +
+      (r.gemm.fp32GFlops ? `GEMM throughput measured in the same run (384×768×3072, the fastest call of ${r.gemm.measurements.length} measurements of 15 calls): float32 \`MatMul\` ${r.gemm.fp32GFlops.toFixed(0)} GFLOP/s, \`DynamicQuantizeMatMul\` ${r.gemm.int8DynamicGOps.toFixed(0)} GOPS, \`MatMulInteger\` ${r.gemm.int8IntegerGOps.toFixed(0)} GOPS. ` : '') +
       '"Floor" is the uncached denoiser\'s matrix FLOPs per image (MatMul, Gemm, Conv; from the graph\'s inferred shapes) at that float32 (int8) rate; a configuration\'s "× floor" is its denoise time over it (below 1: it skips work).',
-    '',
-    '| workload | configuration | s/image | × baseline | target | text / denoise / decode (s) | × floor fp32 / int8 | smash, once (s) | RSS its sessions added (GiB) |',
-    '|---|---|---|---|---|---|---|---|---|',
   );
+  if (r.workloads.some((w) => w.rows || w.error)) {
+    out.push(
+      '',
+      '| workload | configuration | s/image | × baseline | target | text / denoise / decode (s) | × floor fp32 / int8 | smash, once (s) | RSS its sessions added (GiB) |',
+      '|---|---|---|---|---|---|---|---|---|',
+    );
+  }
   for (const w of r.workloads) {
     if (w.error && w.workload !== 'sd15-unet-full') out.push(`| ${w.workload} | failed: ${w.error.replace(/\|/g, '\\|').slice(0, 200)} | | | | | | | |`);
     if (!w.rows) continue;
@@ -67,7 +74,7 @@ export function resultsMarkdown(r) {
     const f = r.fidelity;
     out.push(
       '',
-      `Fidelity of the recipes on the trained pipelines (\`test/fixtures/trained\`, 32×32, through the evaluation agent): ${f.prompts} shape prompts × seeds ${f.seeds.join(', ')}, each picture against the unsmashed pipeline's with the same seed and initial latents. Targets: PSNR ≥ ${f.targets.psnrDb} dB, SSIM ≥ ${f.targets.ssim}.`,
+      `Fidelity of the recipes on the trained pipelines (\`test/fixtures/trained\`, 32×32, through the evaluation agent${r.fidelitySource ? `; from the run of ${r.fidelitySource.date.slice(0, 16).replace('T', ' ')} UTC, \`${r.fidelitySource.command}\`` : ''}): ${f.prompts} shape prompts × seeds ${f.seeds.join(', ')}, each picture against the unsmashed pipeline's with the same seed and initial latents. Targets: PSNR ≥ ${f.targets.psnrDb} dB, SSIM ≥ ${f.targets.ssim}.`,
       '',
       '| pipeline | recipe | PSNR mean (min), dB | SSIM mean (min) | targets |',
       '|---|---|---|---|---|',
@@ -83,8 +90,14 @@ export function resultsMarkdown(r) {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
-  const file = args.find((a) => !a.startsWith('--')) ?? join(root, 'bench', 'results', 'latest.json');
+  const file = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--fidelity') ?? join(root, 'bench', 'results', 'latest.json');
   const r = JSON.parse(readFileSync(file, 'utf8'));
+  const fi = args.indexOf('--fidelity');
+  if (fi >= 0) {
+    const other = JSON.parse(readFileSync(args[fi + 1], 'utf8'));
+    r.fidelity = other.fidelity;
+    r.fidelitySource = { date: other.date, command: other.command, file: args[fi + 1] };
+  }
   const readme = join(root, 'README.md');
   const text = readFileSync(readme, 'utf8');
   const a = text.indexOf(START);
