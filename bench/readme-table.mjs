@@ -2,7 +2,8 @@
 // results JSON of bench/run.mjs (default bench/results/latest.json): the command, the date, the
 // machine, the medians and ratios per configuration with the targets beside them, the floor, the
 // per-stage figures and the recipes' fidelity on the trained pipelines.
-//   node bench/readme-table.mjs [results.json] [--fidelity other.json] [--check]
+//   node bench/readme-table.mjs [results.json [more.json ...]] [--fidelity other.json] [--check]
+// More results files add their workloads (each workload's row says which run it comes from).
 // --fidelity takes the trained pipelines' fidelity from another run's results (a run with
 // --no-fidelity, completed by an earlier one's); --check: exit 1 if the README differs.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -43,7 +44,8 @@ export function resultsMarkdown(r) {
     if (!w.rows) continue;
     const target = r.targets[w.workload];
     const g = w.generation;
-    const label = `${w.workload}: ${g.width}×${g.height}, ${g.steps} steps${g.guidanceScale ? `, guidance ${g.guidanceScale}` : ''}${g.maxSequenceLength ? `, ${g.maxSequenceLength} T5 tokens` : ''} (${(w.parameters / 1e6).toFixed(1)}M parameters; floor ${s(w.floor.fp32DenoiseMs)} / ${s(w.floor.int8DenoiseMs)} s: ${(w.floor.flopsPerCall.total / 1e9).toFixed(1)} GFLOP × ${w.floor.callsPerImage} calls)`;
+    const from = w.source ? `; from the run of ${w.source.date.slice(11, 16)} UTC, \`${w.source.command}\`, load average ${w.source.loadAverage[0].toFixed(1)}` : '';
+    const label = `${w.workload}: ${g.width}×${g.height}, ${g.steps} steps${g.guidanceScale ? `, guidance ${g.guidanceScale}` : ''}${g.maxSequenceLength ? `, ${g.maxSequenceLength} T5 tokens` : ''} (${(w.parameters / 1e6).toFixed(1)}M parameters; floor ${s(w.floor.fp32DenoiseMs)} / ${s(w.floor.int8DenoiseMs)} s: ${(w.floor.flopsPerCall.total / 1e9).toFixed(1)} GFLOP × ${w.floor.callsPerImage} calls${from})`;
     let first = true;
     const ordered = [...w.rows].sort((a, b) => (a.config === 'baseline' ? -1 : b.config === 'baseline' ? 1 : (b.recipe ? 1 : 0) - (a.recipe ? 1 : 0)));
     for (const row of ordered) {
@@ -90,8 +92,14 @@ export function resultsMarkdown(r) {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
-  const file = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--fidelity') ?? join(root, 'bench', 'results', 'latest.json');
+  const files = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--fidelity');
+  const file = files[0] ?? join(root, 'bench', 'results', 'latest.json');
   const r = JSON.parse(readFileSync(file, 'utf8'));
+  // further results files add their workloads (runs of single workloads, side by side)
+  for (const f of files.slice(1)) {
+    const other = JSON.parse(readFileSync(f, 'utf8'));
+    r.workloads.push(...other.workloads.map((w) => ({ ...w, source: { date: other.date, command: other.command, loadAverage: other.loadAverage, gemm: other.gemm } })));
+  }
   const fi = args.indexOf('--fidelity');
   if (fi >= 0) {
     const other = JSON.parse(readFileSync(args[fi + 1], 'utf8'));
