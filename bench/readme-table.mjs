@@ -2,7 +2,7 @@
 // results JSON of bench/run.mjs (default bench/results/latest.json): the command, the date, the
 // machine, the medians and ratios per configuration with the targets beside them, the floor, the
 // per-stage figures and the recipes' fidelity on the trained pipelines.
-//   node bench/readme-table.mjs [results.json [more.json ...]] [--fidelity other.json] [--check]
+//   node bench/readme-table.mjs [results.json [more.json ...]] [--fidelity other.json] [--save merged.json] [--check]
 // More results files add their workloads (each workload's row says which run it comes from).
 // --fidelity takes the trained pipelines' fidelity from another run's results (a run with
 // --no-fidelity, completed by an earlier one's); --check: exit 1 if the README differs.
@@ -92,7 +92,7 @@ export function resultsMarkdown(r) {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
-  const files = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--fidelity');
+  const files = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--fidelity' && args[i - 1] !== '--save');
   const file = files[0] ?? join(root, 'bench', 'results', 'latest.json');
   const r = JSON.parse(readFileSync(file, 'utf8'));
   // further results files add their workloads (runs of single workloads, side by side)
@@ -106,6 +106,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     r.fidelity = other.fidelity;
     r.fidelitySource = { date: other.date, command: other.command, file: args[fi + 1] };
   }
+  // --save <file>: the merged results as one JSON, e.g. bench/results/latest.json (then the plain command reproduces the README)
+  const si = args.indexOf('--save');
+  if (si >= 0) writeFileSync(args[si + 1], `${JSON.stringify(r, null, 2)}\n`);
   const readme = join(root, 'README.md');
   const text = readFileSync(readme, 'utf8');
   const a = text.indexOf(START);
