@@ -68,7 +68,7 @@ export function resultsMarkdown(r) {
       '',
       `sd15-unet-full (the full-size SD 1.5 UNet, ${full.parameters.toLocaleString('en-US')} parameters, fp16 weights converted to float32 ONNX: ${gib(full.weightBytes)} GiB), one call at 512×512 with CFG (batch 2), in a process of its own: ` +
         `${full.convertMs ? `conversion ${s(full.convertMs)} s, ` : ''}session load ${s(full.loadMs)} s, call ${full.callMs.map(s).join(' / ')} s ` +
-        `(floor ${s(full.floor.fp32CallMs)} s: ${(full.flops.total / 1e9).toFixed(0)} GFLOP at the float32 rate), peak RSS ${gib(full.peakRss)} GiB (${gib(full.rssLoaded)} GiB after load).`,
+        `(floor ${s(full.floor.fp32CallMs)} s: ${(full.flops.total / 1e9).toFixed(0)} GFLOP at the float32 rate), peak RSS ${gib(full.peakRss)} GiB (${gib(full.rssLoaded)} GiB after load)${full.source ? `; from the run of ${full.source.date.slice(11, 16)} UTC, \`${full.source.command}\`, load average ${full.source.loadAverage[0].toFixed(1)}` : ''}.`,
     );
   }
   if (r.fidelity?.error) out.push('', `Fidelity on the trained pipelines failed: ${r.fidelity.error}.`);
