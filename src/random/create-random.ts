@@ -282,8 +282,15 @@ function writeTokenizer(dir: string, kind: TokenizerKind, maxLength?: number): v
   writeJson(join(dir, 'special_tokens_map.json'), specialTokens);
 }
 
-/** The component specs of a pipeline (released configs, scaled consistently when asked). */
-export function pipelineSpecs(name: PipelineName | string, scale: ScaleOptions = {}): { folder: string; spec: ComponentSpec }[] {
+/**
+ * Components to write in place of the pipeline's own (scaled) ones, by folder (`transformer`,
+ * `text_encoder`, `vae`, ...): layouts the scaling options cannot say, e.g. a full-size CLIP-L
+ * beside a scaled T5 (bench/workloads.mjs). Taken as given; the class must be the folder's.
+ */
+export type ComponentOverrides = Record<string, ComponentSpec>;
+
+/** The component specs of a pipeline (released configs, scaled consistently when asked), with `overrides` in place of their folders' specs. */
+export function pipelineSpecs(name: PipelineName | string, scale: ScaleOptions = {}, overrides: ComponentOverrides = {}): { folder: string; spec: ComponentSpec }[] {
   checkScaleOptions(scale);
   const def = getPipeline(name);
   const scaled = isScaled(scale);
@@ -298,6 +305,14 @@ export function pipelineSpecs(name: PipelineName | string, scale: ScaleOptions =
     const p = getPreset(e.preset);
     out.push({ folder: e.folder, spec: { className: p.className, config: scaled ? enc.configs[i]! : (structuredClone(p.config) as Record<string, unknown>), label: `preset ${p.name}` } });
   });
+  for (const [folder, spec] of Object.entries(overrides)) {
+    const i = out.findIndex((o) => o.folder === folder);
+    if (i < 0) throw new ConfigError('BAD_OPTION', `component override '${folder}': pipeline ${def.name} has no such component (${out.map((o) => o.folder).join(', ')})`, 'components');
+    if (spec.className !== out[i]!.spec.className) {
+      throw new ConfigError('CLASS_MISMATCH', `component override '${folder}' (${spec.label}) is a ${spec.className}; pipeline ${def.name} needs a ${out[i]!.spec.className} there`, 'components');
+    }
+    out[i] = { folder, spec };
+  }
   return out;
 }
 
@@ -313,10 +328,10 @@ export interface WrittenPipeline {
  * vocabulary; the small bundled T5 tokenizer.json, whose ids all lie below T5's vocab_size),
  * scheduler/scheduler_config.json and model_index.json, as the released repository lays them out.
  */
-export function createRandomPipeline(out: string, name: PipelineName | string, opts: RandomWriteOptions & ScaleOptions = {}): WrittenPipeline {
+export function createRandomPipeline(out: string, name: PipelineName | string, opts: RandomWriteOptions & ScaleOptions & { components?: ComponentOverrides } = {}): WrittenPipeline {
   checkWriteOptions(opts);
   const def = getPipeline(name);
-  const specs = pipelineSpecs(name, { widthMult: opts.widthMult, depth: opts.depth });
+  const specs = pipelineSpecs(name, { widthMult: opts.widthMult, depth: opts.depth }, opts.components);
   tokenizerAssets();
   const bytes = specs.reduce((a, { spec }) => a + componentLayout(spec, opts.dtype).bytes, 0);
   return atomicFolder(out, opts.force, bytes, (tmp) => {

@@ -18,6 +18,7 @@ export {
   parseSeed,
   tokenizerAssets,
   type ComponentSpec,
+  type ComponentOverrides,
   type RandomWriteOptions,
   type WrittenComponent,
   type WrittenPipeline,

@@ -9,7 +9,7 @@ import { ConfigError } from '../../src/errors.js';
 import type { Model } from '../../src/ir/graph.js';
 import { buildComponent, convert } from '../../src/models/convert.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
-import { createRandomComponent, createRandomPipeline, parseSize, resolveComponent } from '../../src/random/create-random.js';
+import { createRandomComponent, createRandomPipeline, parseSize, pipelineSpecs, resolveComponent } from '../../src/random/create-random.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
 import { toFloat32 } from '../../src/core/float.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
@@ -291,4 +291,19 @@ test('smash generate runs the written tiny sd15 and flux-dev pipelines', async (
     if (cache === undefined) delete process.env.SMASH_CACHE;
     else process.env.SMASH_CACHE = cache;
   }
+});
+
+test('createRandomPipeline components: an override replaces its folder (full-size CLIP-L beside a scaled T5); a wrong class or folder is refused', () => {
+  const specs = (o: Parameters<typeof pipelineSpecs>[2]) => Object.fromEntries(pipelineSpecs('flux-dev', { widthMult: 0.25, depth: 6 }, o).map((s) => [s.folder, s.spec]));
+  const scaled = specs({});
+  assert.equal(scaled.text_encoder!.config.hidden_size, 192, 'scaled CLIP without an override');
+  const clip = resolveComponent({ config: 'clip-l' });
+  const over = specs({ text_encoder: clip });
+  assert.equal(over.text_encoder!.config.hidden_size, 768);
+  assert.deepEqual(over.text_encoder_2, scaled.text_encoder_2, 'the other components keep the scaling');
+  assert.throws(() => specs({ vae: clip }), (e: unknown) => e instanceof ConfigError && e.code === 'CLASS_MISMATCH' && /vae/.test(e.message));
+  assert.throws(() => specs({ unet: clip }), (e: unknown) => e instanceof ConfigError && /no such component/.test(e.message));
+  const dir = join(tmp(), 'p');
+  createRandomPipeline(dir, 'flux-dev', { widthMult: 0.05, depth: 1, components: { vae: resolveComponent({ config: 'vae-flux', widthMult: 0.125, depth: 1 }) } });
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'vae', 'config.json'), 'utf8')).block_out_channels, [32, 32, 64, 64]);
 });
