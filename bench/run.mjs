@@ -49,7 +49,7 @@ const configsFor = (w) => (values.quick
   ? { baseline: null, 'ort-default-sessions': 'ort-default', int8Dynamic: { int8Dynamic: {} }, ortCompile: { ortCompile: {} } }
   : {
     baseline: null, 'ort-default-sessions': 'ort-default', qkv: { qkv: {} }, int8Dynamic: { int8Dynamic: {} },
-    int8Static: { int8Static: { calibrationPrompts: w.prompts, calibrationSteps: 10 } },
+    int8Static: { int8Static: { calibrationPrompts: w.prompts, calibrationSteps: 10, calibrationWidth: w.options.width, calibrationHeight: w.options.height, calibrationMaxSequenceLength: w.options.maxSequenceLength } },
     int8WeightOnly: { int8WeightOnly: {} }, int4WeightOnly: { int4WeightOnly: {} }, fp16: { fp16: {} }, ortCompile: { ortCompile: {} },
   });
 

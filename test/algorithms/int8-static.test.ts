@@ -1,13 +1,16 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { quantizeStatic, uint8Params, observedValues } from '../../src/algorithms/quantizers/qdq.js';
+import { quantizeStatic, uint8Params, observedValues, type Range } from '../../src/algorithms/quantizers/qdq.js';
 import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
 import { psnrDb } from '../../src/eval/metrics.js';
 import { loadModel } from '../../src/ir/model-file.js';
 import { loadPipeline } from '../../src/pipelines/loader.js';
 import { Session } from '../../src/runtime/session.js';
+import { calibrate, exposeRanges } from '../../src/smash/calibrate.js';
+import { int8Static } from '../../src/algorithms/quantizers/int8-static.js';
 import { smash } from '../../src/smash/smash.js';
+import { folderTarget } from '../../src/smash/target.js';
 import { fixture, relL2 } from '../helpers.js';
 import { tempDir } from '../pipelines/fixtures.js';
 import { opCounts, runOnce, unetDenoiser } from './denoisers.js';
@@ -26,17 +29,20 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   const probe = d.build();
   const nodes = targetNodes(probe.graph, d.component, {});
   const names = observedValues(nodes);
-  // calibrate on the very input: expose the observed values and record their ranges
+  // calibrate on the very input: expose the observed values and their in-graph ranges (what
+  // calibrate() fetches), and check those against the values themselves
   const values = probe.graph.values();
-  for (const n of names) if (values.get(n)?.producer) probe.graph.outputs.push(values.get(n)!);
+  const observed = names.filter((n) => values.get(n)?.producer);
+  for (const n of observed) probe.graph.outputs.push(values.get(n)!);
+  exposeRanges(probe, observed);
   const s = await Session.create(probe, { threads: 1 });
   const r = await s.run(d.feeds);
   await s.release();
-  const ranges = new Map(Object.entries(r.outputs).map(([k, t]) => {
-    const a = t.data as Float32Array;
+  const ranges = new Map(observed.map((k) => {
     let min = Infinity;
     let max = -Infinity;
-    for (const v of a) { if (v < min) min = v; if (v > max) max = v; }
+    for (const v of r.outputs[k]!.data as Float32Array) { if (v < min) min = v; if (v > max) max = v; }
+    assert.deepEqual([r.outputs[`${k}/calibration/ReduceMin`]!.data[0], r.outputs[`${k}/calibration/ReduceMax`]!.data[0]], [min, max], k);
     return [k, { min, max }] as const;
   }));
   const ref = await runOnce(d.build(), d);
@@ -74,4 +80,18 @@ test('int8Static through smash(): calibrated on the pipeline\'s prompts, shapes-
   await q.release();
   console.log(`shapes-sd int8Static: PSNR ${psnr.map((x) => x.toFixed(1)).join(', ')} dB`);
   assert.ok(Math.min(...psnr) >= 30, `PSNR ${psnr.join(', ')}`);
+});
+
+test('calibration generates at the configured size and sequence length, and reads every observed range from the graph', async () => {
+  const base = await loadPipeline(fixture('trained', 'shapes-flux'), { cacheDir: join(tmp.dir, 'cache'), threads: 1 });
+  const app = int8Static.apply(int8Static.schema.parse({ calibrationPrompts: ['a small red circle at the top on a black background'], calibrationSteps: 2, calibrationWidth: 32, calibrationHeight: 48, calibrationMaxSequenceLength: 32 }), folderTarget(base.source.onnxDir));
+  const calibration = app.calibration!;
+  assert.deepEqual(calibration.generation, { width: 32, height: 48, maxSequenceLength: 32 });
+  let ranges: ReadonlyMap<string, Range> = new Map();
+  const run = await calibrate(base.source.onnxDir, { ...calibration, calibrated: (r) => { ranges = r; } }, (_c, m) => m, { threads: 1 });
+  await base.release();
+  // one call per step (Flux has no CFG), at the asked size, not the pipeline's default 256×256
+  assert.deepEqual({ calls: run.calls, width: run.width, height: run.height }, { calls: 2, width: 32, height: 48 });
+  assert.ok(run.values > 10 && ranges.size === run.values, `${ranges.size} ranges of ${run.values} values`);
+  for (const [k, r] of ranges) assert.ok(Number.isFinite(r.min) && Number.isFinite(r.max) && r.min < r.max, `${k}: ${r.min}..${r.max}`);
 });
