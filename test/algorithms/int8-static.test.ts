@@ -13,7 +13,7 @@ import { smash } from '../../src/smash/smash.js';
 import { folderTarget } from '../../src/smash/target.js';
 import { fixture, relL2 } from '../helpers.js';
 import { tempDir } from '../pipelines/fixtures.js';
-import { opCounts, runOnce, unetDenoiser } from './denoisers.js';
+import { opCounts, runOnce, trainedUnetDenoiser, unetDenoiser } from './denoisers.js';
 
 const tmp = tempDir('int8-static');
 after(() => tmp.cleanup());
@@ -55,8 +55,10 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   assert.equal(after.get('Conv'), before.get('Conv'), 'QDQ keeps the Convs until ONNX Runtime fuses them');
   const err = relL2(await runOnce(m, d), ref);
   console.log(`int8Static (QDQ) sd15-unet-tiny: ${count} nodes, relL2 ${err.toExponential(2)}`);
-  // every Conv's input and output quantized per tensor, on random weights: 7.9e-2 (the trained
-  // shapes-sd pipeline's pictures below keep 33–45 dB)
+  // above the issue's 5e-2 on this random-weight UNet (7.9e-2): ~290 per-tensor uint8 activation
+  // roundings (Conv inputs alone 5.3e-2, Conv outputs 5.1e-2, MatMul inputs 3.0e-2) plus per-channel
+  // int8 weights (3.0e-2 alone), ~0.5% each, spread over every layer and passed on undamped by random
+  // weights; MSE-optimal ranges reach 7.5e-2 only. The trained UNet below stays within 5e-2.
   assert.ok(err < 1e-1, `relL2 ${err}`);
   // what ONNX Runtime makes of it
   const file = join(tmp.dir, 'optimized.onnx');
@@ -64,6 +66,25 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   const fused = opCounts(loadModel(file));
   assert.ok((fused.get('QLinearConv') ?? 0) > 0, `QLinearConv in ${[...fused.keys()].join(', ')}`);
   assert.ok((fused.get('MatMulIntegerToFloat') ?? 0) > 0, `MatMulIntegerToFloat in ${[...fused.keys()].join(', ')}`);
+});
+
+test('QDQ on the trained shapes-sd UNet, ranges from one run: within the issue\'s 5e-2', async () => {
+  const d = trainedUnetDenoiser();
+  const probe = d.build();
+  const values = probe.graph.values();
+  const observed = observedValues(targetNodes(probe.graph, d.component, {})).filter((n) => values.get(n)?.producer);
+  exposeRanges(probe, observed);
+  const s = await Session.create(probe, { threads: 1 });
+  const { outputs } = await s.run(d.feeds);
+  await s.release();
+  const ranges = new Map(observed.map((k) => [k, { min: Number(outputs[`${k}/calibration/ReduceMin`]!.data[0]), max: Number(outputs[`${k}/calibration/ReduceMax`]!.data[0]) }]));
+  const ref = await runOnce(d.build(), d);
+  const m = d.build();
+  const count = quantizeStatic(m, targetNodes(m.graph, d.component, {}), ranges);
+  const err = relL2(await runOnce(m, d), ref);
+  console.log(`int8Static (QDQ) shapes-sd unet: ${count} nodes, relL2 ${err.toExponential(2)}`);
+  assert.ok(count > 100);
+  assert.ok(err < 5e-2, `relL2 ${err}`); // 1.5e-2 measured
 });
 
 test('int8Static through smash(): calibrated on the pipeline\'s prompts, shapes-sd keeps PSNR ≥ 30 dB', async () => {
