@@ -75,6 +75,8 @@ export interface Application {
   calibration?: {
     prompts: readonly string[];
     steps?: number;
+    /** the size and text length calibration generates at (default: the pipeline's generation defaults): ranges depend on them, and so does the time calibration takes */
+    generation?: { width?: number; height?: number; maxSequenceLength?: number; guidanceScale?: number };
     observe(component: ComponentInfo, model: Model): string[];
     calibrated(ranges: ReadonlyMap<string, { min: number; max: number }>): void;
   };

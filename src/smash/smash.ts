@@ -52,7 +52,7 @@ export async function smash(pipe: Pipeline, config: SmashConfig | Record<string,
   const applied = applyConfig(cfg, target);
   // static quantization first runs its prompts on the graphs as the preceding algorithms leave them
   for (const [i, a] of applied.applications.entries()) {
-    if (a.calibration) await calibrate(pipe.source.onnxDir, a.calibration, applied.transformBefore(i), opts);
+    if (a.calibration) await calibrate(pipe.source.onnxDir, a.calibration, applied.transformBefore(i), opts, pipe.generationDefaults);
   }
   const transform = applied.transform;
   const transformed = new Set<string>();

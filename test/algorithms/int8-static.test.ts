@@ -1,16 +1,19 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { quantizeStatic, uint8Params, observedValues } from '../../src/algorithms/quantizers/qdq.js';
+import { quantizeStatic, uint8Params, observedValues, type Range } from '../../src/algorithms/quantizers/qdq.js';
 import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
 import { psnrDb } from '../../src/eval/metrics.js';
 import { loadModel } from '../../src/ir/model-file.js';
 import { loadPipeline } from '../../src/pipelines/loader.js';
 import { Session } from '../../src/runtime/session.js';
+import { calibrate, exposeRanges } from '../../src/smash/calibrate.js';
+import { int8Static } from '../../src/algorithms/quantizers/int8-static.js';
 import { smash } from '../../src/smash/smash.js';
+import { folderTarget } from '../../src/smash/target.js';
 import { fixture, relL2 } from '../helpers.js';
 import { tempDir } from '../pipelines/fixtures.js';
-import { opCounts, runOnce, unetDenoiser } from './denoisers.js';
+import { opCounts, runOnce, trainedUnetDenoiser, unetDenoiser } from './denoisers.js';
 
 const tmp = tempDir('int8-static');
 after(() => tmp.cleanup());
@@ -26,17 +29,20 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   const probe = d.build();
   const nodes = targetNodes(probe.graph, d.component, {});
   const names = observedValues(nodes);
-  // calibrate on the very input: expose the observed values and record their ranges
+  // calibrate on the very input: expose the observed values and their in-graph ranges (what
+  // calibrate() fetches), and check those against the values themselves
   const values = probe.graph.values();
-  for (const n of names) if (values.get(n)?.producer) probe.graph.outputs.push(values.get(n)!);
+  const observed = names.filter((n) => values.get(n)?.producer);
+  for (const n of observed) probe.graph.outputs.push(values.get(n)!);
+  exposeRanges(probe, observed);
   const s = await Session.create(probe, { threads: 1 });
   const r = await s.run(d.feeds);
   await s.release();
-  const ranges = new Map(Object.entries(r.outputs).map(([k, t]) => {
-    const a = t.data as Float32Array;
+  const ranges = new Map(observed.map((k) => {
     let min = Infinity;
     let max = -Infinity;
-    for (const v of a) { if (v < min) min = v; if (v > max) max = v; }
+    for (const v of r.outputs[k]!.data as Float32Array) { if (v < min) min = v; if (v > max) max = v; }
+    assert.deepEqual([r.outputs[`${k}/calibration/ReduceMin`]!.data[0], r.outputs[`${k}/calibration/ReduceMax`]!.data[0]], [min, max], k);
     return [k, { min, max }] as const;
   }));
   const ref = await runOnce(d.build(), d);
@@ -49,8 +55,10 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   assert.equal(after.get('Conv'), before.get('Conv'), 'QDQ keeps the Convs until ONNX Runtime fuses them');
   const err = relL2(await runOnce(m, d), ref);
   console.log(`int8Static (QDQ) sd15-unet-tiny: ${count} nodes, relL2 ${err.toExponential(2)}`);
-  // every Conv's input and output quantized per tensor, on random weights: 7.9e-2 (the trained
-  // shapes-sd pipeline's pictures below keep 33–45 dB)
+  // above the issue's 5e-2 on this random-weight UNet (7.9e-2): ~290 per-tensor uint8 activation
+  // roundings (Conv inputs alone 5.3e-2, Conv outputs 5.1e-2, MatMul inputs 3.0e-2) plus per-channel
+  // int8 weights (3.0e-2 alone), ~0.5% each, spread over every layer and passed on undamped by random
+  // weights; MSE-optimal ranges reach 7.5e-2 only. The trained UNet below stays within 5e-2.
   assert.ok(err < 1e-1, `relL2 ${err}`);
   // what ONNX Runtime makes of it
   const file = join(tmp.dir, 'optimized.onnx');
@@ -58,6 +66,25 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   const fused = opCounts(loadModel(file));
   assert.ok((fused.get('QLinearConv') ?? 0) > 0, `QLinearConv in ${[...fused.keys()].join(', ')}`);
   assert.ok((fused.get('MatMulIntegerToFloat') ?? 0) > 0, `MatMulIntegerToFloat in ${[...fused.keys()].join(', ')}`);
+});
+
+test('QDQ on the trained shapes-sd UNet, ranges from one run: within the issue\'s 5e-2', async () => {
+  const d = trainedUnetDenoiser();
+  const probe = d.build();
+  const values = probe.graph.values();
+  const observed = observedValues(targetNodes(probe.graph, d.component, {})).filter((n) => values.get(n)?.producer);
+  exposeRanges(probe, observed);
+  const s = await Session.create(probe, { threads: 1 });
+  const { outputs } = await s.run(d.feeds);
+  await s.release();
+  const ranges = new Map(observed.map((k) => [k, { min: Number(outputs[`${k}/calibration/ReduceMin`]!.data[0]), max: Number(outputs[`${k}/calibration/ReduceMax`]!.data[0]) }]));
+  const ref = await runOnce(d.build(), d);
+  const m = d.build();
+  const count = quantizeStatic(m, targetNodes(m.graph, d.component, {}), ranges);
+  const err = relL2(await runOnce(m, d), ref);
+  console.log(`int8Static (QDQ) shapes-sd unet: ${count} nodes, relL2 ${err.toExponential(2)}`);
+  assert.ok(count > 100);
+  assert.ok(err < 5e-2, `relL2 ${err}`); // 1.5e-2 measured
 });
 
 test('int8Static through smash(): calibrated on the pipeline\'s prompts, shapes-sd keeps PSNR ≥ 30 dB', async () => {
@@ -74,4 +101,18 @@ test('int8Static through smash(): calibrated on the pipeline\'s prompts, shapes-
   await q.release();
   console.log(`shapes-sd int8Static: PSNR ${psnr.map((x) => x.toFixed(1)).join(', ')} dB`);
   assert.ok(Math.min(...psnr) >= 30, `PSNR ${psnr.join(', ')}`);
+});
+
+test('calibration generates at the configured size and sequence length, and reads every observed range from the graph', async () => {
+  const base = await loadPipeline(fixture('trained', 'shapes-flux'), { cacheDir: join(tmp.dir, 'cache'), threads: 1 });
+  const app = int8Static.apply(int8Static.schema.parse({ calibrationPrompts: ['a small red circle at the top on a black background'], calibrationSteps: 2, calibrationWidth: 32, calibrationHeight: 48, calibrationMaxSequenceLength: 32 }), folderTarget(base.source.onnxDir));
+  const calibration = app.calibration!;
+  assert.deepEqual(calibration.generation, { width: 32, height: 48, maxSequenceLength: 32 });
+  let ranges: ReadonlyMap<string, Range> = new Map();
+  const run = await calibrate(base.source.onnxDir, { ...calibration, calibrated: (r) => { ranges = r; } }, (_c, m) => m, { threads: 1 });
+  await base.release();
+  // one call per step (Flux has no CFG), at the asked size, not the pipeline's default 256×256
+  assert.deepEqual({ calls: run.calls, width: run.width, height: run.height }, { calls: 2, width: 32, height: 48 });
+  assert.ok(run.values > 10 && ranges.size === run.values, `${ranges.size} ranges of ${run.values} values`);
+  for (const [k, r] of ranges) assert.ok(Number.isFinite(r.min) && Number.isFinite(r.max) && r.min < r.max, `${k}: ${r.min}..${r.max}`);
 });

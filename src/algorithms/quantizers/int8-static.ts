@@ -29,6 +29,9 @@ export const int8Static = defineAlgorithm({
   schema: z.object({
     calibrationPrompts: z.array(z.string()).min(1).default(DEFAULT_CALIBRATION_PROMPTS).describe('prompts the calibration generates (use ones like your real prompts)'),
     calibrationSteps: z.number().int().min(1).max(100).optional().describe('denoising steps of each calibration run (default: the pipeline\'s)'),
+    calibrationWidth: z.number().int().min(8).max(8192).optional().describe('image width calibration generates at (default: the pipeline\'s): use the size you generate at'),
+    calibrationHeight: z.number().int().min(8).max(8192).optional().describe('image height calibration generates at (default: the pipeline\'s)'),
+    calibrationMaxSequenceLength: z.number().int().min(1).max(4096).optional().describe('T5 tokens of each calibration prompt (Flux, SD3; default: the pipeline\'s)'),
     ops: z.array(z.enum(['Conv', 'MatMul'])).min(1).default(['Conv', 'MatMul']).describe('which operators to quantize'),
     ...targets,
   }),
@@ -42,6 +45,7 @@ export const int8Static = defineAlgorithm({
       calibration: {
         prompts: p.calibrationPrompts,
         steps: p.calibrationSteps,
+        generation: { width: p.calibrationWidth, height: p.calibrationHeight, maxSequenceLength: p.calibrationMaxSequenceLength },
         observe: (component, model) => observedValues(nodes(component, model.graph)),
         calibrated: (r) => {
           ranges = r;
