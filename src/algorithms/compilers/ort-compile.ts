@@ -93,7 +93,7 @@ function tuning(p: { intraOpThreads?: number; interOpThreads?: number; execution
 export const ortCompile = defineAlgorithm({
   name: 'ortCompile',
   kind: 'compiler',
-  description: 'fuses attention, RMSNorm, tanh-GELU, Flux's rotary embedding and adaLN modulation into ONNX Runtime kernels, runs ORT’s optimizer at its highest level, and tunes the sessions (static shapes, threads)',
+  description: 'fuses attention, RMSNorm, tanh-GELU, Flux’s rotary embedding and adaLN modulation into ONNX Runtime kernels, runs ORT’s optimizer at its highest level, and tunes the sessions (static shapes, threads)',
   schema: z.object({
     fusions: z.boolean().default(true).describe('apply our fusions before ONNX Runtime’s optimizer'),
     staticShapes: z.boolean().default(false).describe('fix the graphs’ symbolic dims to the sizes of a generate() at width × height; another size re-creates the session once. Off: on CPU it measured 0–5% slower (ORT then rewrites MatMul + Add into Reshape, Gemm, Reshape)'),
