@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fuse } from '../../src/algorithms/compilers/ort-compile.js';
-import { attentionFusion } from '../../src/algorithms/compilers/fusions/attention.js';
+import { attentionFusion } from '../../src/runtime/attention.js';
 import { fastGeluFusion } from '../../src/algorithms/compilers/fusions/fast-gelu.js';
 import { rmsNormFusion } from '../../src/algorithms/compilers/fusions/rms-norm.js';
 import { GraphBuilder } from '../../src/ir/builder.js';
