@@ -148,7 +148,8 @@ export class Session {
     if (overrides && typeof source === 'string') source = loadModel(source);
     const restore = overrides && typeof source !== 'string' ? fixDims(source, overrides) : undefined;
     try {
-      const folder = typeof source === 'string' ? undefined : weightsFolder(source);
+      // an optimized model written out must not point back at the source's files
+      const folder = typeof source === 'string' || opts.optimizedModelPath ? undefined : weightsFolder(source);
       if (typeof source === 'string') src = source;
       else if (folder) {
         src = encodeModel(source, (_name, t) =>
