@@ -239,7 +239,14 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   });
   const open = async (c: PipelineComponent) => {
     const file = join(componentDir(onnxDir, c, 'onnx'), 'model.onnx');
-    const s = await Session.create(await graphOf(c.onnx, file, opts), sessionOptions(c.onnx, c.role));
+    const graph = await graphOf(c.onnx, file, opts);
+    const s = await Session.create(graph, sessionOptions(c.onnx, c.role)).catch((e: Error) => {
+      // only the load-time fusion rewrote it: a graph onnxruntime refuses after it (one Optimum-style
+      // Flux export, not yet understood) runs unfused rather than not at all
+      if (typeof graph === 'string' || opts.transform) throw e;
+      onWarning(`${c.onnx}: onnxruntime refused the graph with fused attention (${e.message.split('\n')[0]}); it runs unfused`);
+      return Session.create(file, sessionOptions(c.onnx, c.role));
+    });
     sessions.push(s);
     checkGraphIO(s, c, file);
     // created once to check its graph; its stage creates it again
