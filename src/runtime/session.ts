@@ -96,6 +96,9 @@ export function weightsFolder(model: Model): string | undefined {
     for (const v of g.initializers.values()) {
       const t = v.const!;
       if (t instanceof ExternalTensor) {
+        // ONNX external-data files only: a graph built from a checkpoint reads its safetensors files,
+        // which scratch folders rewrite and remove (onnxruntime then fails to find them)
+        if (t.location.file.endsWith('.safetensors')) return false;
         const d = dirname(t.location.file);
         if ((folder ??= d) !== d) return false;
       } else inline += t.byteLength;
