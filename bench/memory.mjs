@@ -22,8 +22,11 @@ const { values } = parseArgs({
 
 /** Session configurations: loadPipeline options. `ort-default` is onnxruntime's defaults (the old ones). */
 const CONFIGS = {
-  'ort-default': { session: { memArena: true } },
+  'ort-default': { session: { memArena: true }, fuseAttention: false },
   default: {},
+  'unfused-attention': { fuseAttention: false },
+  'cfg-split': { generate: { cfgMode: 'split' } },
+  'arena-on': { session: { memArena: true } },
   'no-mem-pattern': { session: { memPattern: false } },
   'no-prepacking': { session: { configEntries: { 'session.disable_prepacking': '1' } } },
   'arena+device-allocator-initializers': { session: { memArena: true, configEntries: { 'session.use_device_allocator_for_initializers': '1' } } },

@@ -13,6 +13,7 @@ import type { ProviderName } from '../runtime/providers.js';
 import type { Model } from '../ir/graph.js';
 import { loadModel } from '../ir/model-file.js';
 import { Session, type SessionOptions } from '../runtime/session.js';
+import { fuseAttention } from '../runtime/attention.js';
 import { parseConfigJson } from '../schedulers/index.js';
 import { loadTokenizer } from '../tokenizers/index.js';
 import { ensureConverted } from './cache.js';
@@ -57,6 +58,12 @@ export interface LoadPipelineOptions {
    * (`unet`, `transformer`, `vae_decoder`, `text_encoder`, ...); the returned model is what runs.
    */
   transform?: (component: string, model: Model) => Model | Promise<Model>;
+  /**
+   * Attention → onnxruntime's MultiHeadAttention after `transform` (default true), on CPU and
+   * float32 graphs: its flash-attention kernel never writes the [B, H, S, S] scores, which
+   * dominate a UNet call's memory at 512×512 (README, "Memory"). false runs the graphs as they are.
+   */
+  fuseAttention?: boolean;
   /** a Hub repository id (`owner/repo`, when no such local folder exists): revision, token, endpoint, cache (see hub/download.ts) */
   hub?: HubOptions;
 }
@@ -233,8 +240,14 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
   };
   const open = async (c: PipelineComponent) => {
     const file = join(componentDir(onnxDir, c, 'onnx'), 'model.onnx');
-    const source = opts.transform ? await opts.transform(c.onnx, loadModel(file)) : file;
-    const s = await Session.create(source, sessionOptions(c.onnx, c.role));
+    const graph = await graphOf(c.onnx, file, opts);
+    const s = await Session.create(graph, sessionOptions(c.onnx, c.role)).catch((e: Error) => {
+      // only the load-time fusion rewrote it: a graph onnxruntime refuses after it (one Optimum-style
+      // Flux export, not yet understood) runs unfused rather than not at all
+      if (typeof graph === 'string' || opts.transform) throw e;
+      onWarning(`${c.onnx}: onnxruntime refused the graph with fused attention (${e.message.split('\n')[0]}); it runs unfused`);
+      return Session.create(file, sessionOptions(c.onnx, c.role));
+    });
     sessions.push(s);
     checkGraphIO(s, c, file);
     // created once to check its graph; its stage creates it again
@@ -271,6 +284,19 @@ export async function loadPipeline(dir: string, opts: LoadPipelineOptions = {}):
 }
 
 /**
+ * What a component's session runs: its file as it is, or its graph after `transform` and the
+ * load-time attention fusion (loaded only to look: a graph with nothing to fuse goes as its file).
+ */
+async function graphOf(component: string, file: string, opts: LoadPipelineOptions): Promise<Model | string> {
+  let model = opts.transform ? await opts.transform(component, loadModel(file)) : undefined;
+  if (opts.fuseAttention ?? true) {
+    const m = model ?? loadModel(file);
+    if (fuseAttention(m, opts.provider ?? 'cpu') || model) model = m;
+  }
+  return model ?? file;
+}
+
+/**
  * The VAE encoder (image-to-image only), opened on first use so that text-to-image loads stay as
  * they were; `transform` applies to it as to every graph, and its session is released with the rest.
  */
@@ -279,8 +305,7 @@ function vaeEncoder(file: string, opts: LoadPipelineOptions, so: SessionOptions,
   let opened: Promise<Session> | undefined;
   return () => {
     opened ??= (async () => {
-      const source = opts.transform ? await opts.transform('vae_encoder', loadModel(file)) : file;
-      const s = await Session.create(source, so);
+      const s = await Session.create(await graphOf('vae_encoder', file, opts), so);
       sessions.push(s);
       if (!s.inputNames.includes('sample') || !['latent_parameters', 'latent_sample'].some((o) => s.outputNames.includes(o))) {
         throw new ModelFormatError('COMPONENT_IO', `the vae_encoder graph must take 'sample' and give 'latent_parameters' or 'latent_sample' (it has ${s.inputNames.join(', ')} -> ${s.outputNames.join(', ')})`, { file });

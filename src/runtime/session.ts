@@ -2,11 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { checkRegularFile } from '../fs/files.js';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { ConfigError, RuntimeFailure } from '../errors.js';
 import type { DType, TypedArray } from '../core/dtype.js';
-import type { Dim, Model } from '../ir/graph.js';
+import type { Dim, Graph, Model } from '../ir/graph.js';
+import { ExternalTensor } from '../core/tensor.js';
 import { encodeModel } from '../ir/serde.js';
 import { loadModel, saveModel } from '../ir/model-file.js';
 import { adaptFeed, adaptOutput, type InputSpec } from './adapt.js';
@@ -100,6 +101,32 @@ function totalWeightBytes(model: Model): number {
 }
 
 /**
+ * The folder whose external-data files hold a model's weights, when every external weight still
+ * lies in one folder and the rest is small enough to go inline (a graph loaded from disk and
+ * rewritten around its weights: fusions, dimension overrides). Such a model goes to onnxruntime
+ * as bytes that point at those files in place (`session.model_external_initializers_file_folder_path`):
+ * no copy of gigabytes of weights into a temporary folder or into JavaScript memory.
+ */
+export function weightsFolder(model: Model): string | undefined {
+  let folder: string | undefined;
+  let inline = 0;
+  const visit = (g: Graph): boolean => {
+    for (const v of g.initializers.values()) {
+      const t = v.const!;
+      if (t instanceof ExternalTensor) {
+        // ONNX external-data files only: a graph built from a checkpoint reads its safetensors files,
+        // which scratch folders rewrite and remove (onnxruntime then fails to find them)
+        if (t.location.file.endsWith('.safetensors')) return false;
+        const d = dirname(t.location.file);
+        if ((folder ??= d) !== d) return false;
+      } else inline += t.byteLength;
+    }
+    return g.nodeList().every((n) => n.subgraphs().every(visit));
+  };
+  return visit(model.graph) && inline < INLINE_LIMIT ? folder : undefined;
+}
+
+/**
  * An onnxruntime-node session created from an ir.Model or an .onnx path. Runs are timed; a
  * provider that cannot be created falls back to cpu with a warning.
  */
@@ -151,6 +178,7 @@ export class Session {
     if (!isProvider(provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
     let tmp: string | undefined;
     let src: string | Uint8Array;
+    let configEntries = opts.configEntries;
     // onnxruntime-node 1.30 does not take free-dimension overrides (its binding reads no
     // `freeDimensionOverrides`; onnxruntime-web does): we fix the named dims of the graph inputs
     // ourselves before ORT sees the model, and its shape inference carries them through the graph
@@ -159,8 +187,14 @@ export class Session {
     const symbolic = opts.staticShapes && typeof source !== 'string' ? new Map(source.graph.inputs.map((v) => [v.name, [...(v.shape ?? [])]] as const)) : undefined;
     const restore = overrides && typeof source !== 'string' ? fixDims(source, overrides) : undefined;
     try {
+      // an optimized model written out must not point back at the source's files
+      const folder = typeof source === 'string' || opts.optimizedModelPath ? undefined : weightsFolder(source);
       if (typeof source === 'string') src = source;
-      else if (totalWeightBytes(source) < INLINE_LIMIT) src = encodeModel(source);
+      else if (folder) {
+        src = encodeModel(source, (_name, t) =>
+          t instanceof ExternalTensor && dirname(t.location.file) === folder ? { location: basename(t.location.file), offset: t.location.offset, length: t.location.length } : undefined);
+        configEntries = { ...configEntries, 'session.model_external_initializers_file_folder_path': folder };
+      } else if (totalWeightBytes(source) < INLINE_LIMIT) src = encodeModel(source);
       else {
         tmp = mkdtempSync(join(tmpdir(), 'smash-session-'));
         src = join(tmp, 'model.onnx');
@@ -178,7 +212,7 @@ export class Session {
     if (opts.interOpThreads !== undefined) base.interOpNumThreads = opts.interOpThreads;
     if (opts.executionMode !== undefined) base.executionMode = opts.executionMode;
     // onnxruntime-node takes `extra` as flat config entries with string values
-    if (opts.configEntries && Object.keys(opts.configEntries).length) base.extra = { ...opts.configEntries };
+    if (configEntries && Object.keys(configEntries).length) base.extra = { ...configEntries };
     const make = (p: ProviderName) => ort.InferenceSession.create(src as never, { ...base, executionProviders: p === 'cpu' ? ['cpu'] : [p, 'cpu'] });
     try {
       let s: ort.InferenceSession;

@@ -10,7 +10,7 @@ import type { Session } from '../../src/runtime/session.js';
 import { SmashConfig } from '../../src/smash/config.js';
 import { loadPipeline as loadBundle, smash, SMASH_CONFIG_FILE } from '../../src/smash/smash.js';
 import { tempDir } from '../pipelines/fixtures.js';
-import { attentionFusion } from '../../src/algorithms/compilers/fusions/attention.js';
+import { attentionFusion } from '../../src/runtime/attention.js';
 import { fastGeluFusion } from '../../src/algorithms/compilers/fusions/fast-gelu.js';
 import { rmsNormFusion } from '../../src/algorithms/compilers/fusions/rms-norm.js';
 import { GraphBuilder } from '../../src/ir/builder.js';

@@ -11,13 +11,18 @@ after(() => tmp.cleanup());
 const cacheDir = join(tmp.dir, 'cache');
 const SD = fixture('pipelines', 'sd15-tiny');
 // sd15-tiny's VAE downsamples by 2 only: at 64×64 the UNet attends over 1024 latent positions,
-// and one generation's activations (~150 MiB under onnxruntime's arena) dwarf its weights (~8 MiB)
+// and with unfused attention one generation's activations (~150 MiB under onnxruntime's arena,
+// mostly 32 MiB score tensors: 2 × 4 heads × 1024² float32) dwarf its weights (~8 MiB)
 const OPTS = { prompt: 'a red fox', steps: 2, width: 64, height: 64, seed: 3 };
 const MiB = 2 ** 20;
 
 describe('memory between stages', () => {
+  /** the unfused pipeline's pictures, which the fused default must reproduce */
+  let unfused: Float32Array | undefined;
+
   test('RSS after a generation returns to within 40 MiB of RSS after loading (the old defaults kept 78 MiB in the arena)', async () => {
-    const pipe = await loadPipeline(SD, { cacheDir });
+    // unfused attention: the score tensors are the activations the arena would keep
+    const pipe = await loadPipeline(SD, { cacheDir, fuseAttention: false });
     try {
       await pipe.generate({ ...OPTS, steps: 1 }); // first-run allocations of onnxruntime and V8
       const before = rssBytes();
@@ -28,6 +33,25 @@ describe('memory between stages', () => {
       const p = r.timings.peakRssBytes;
       for (const k of ['textEncode', 'denoise', 'decode'] as const) assert.ok(p[k] >= before - 64 * MiB, `${k} peak ${p[k]}`);
       assert.ok(p.denoise > p.textEncode, `denoise peak ${p.denoise} <= text encode peak ${p.textEncode}`);
+      unfused = r.images.data as Float32Array;
+    } finally {
+      await pipe.release();
+    }
+  });
+
+  test('attention is fused by default: no score tensor in the denoiser\'s peak, pictures within 1e-4 of unfused attention', async () => {
+    const pipe = await loadPipeline(SD, { cacheDir });
+    try {
+      await pipe.generate({ ...OPTS, steps: 1 }); // first-run allocations of onnxruntime and V8
+      const before = rssBytes();
+      const r = await pipe.generate(OPTS);
+      // one unfused score tensor alone is 32 MiB; the fused denoiser measured 7-12 MiB over it
+      const over = r.timings.peakRssBytes.denoise - before;
+      assert.ok(over < 24 * MiB, `the denoiser's peak is ${(over / MiB).toFixed(0)} MiB over RSS before the generation`);
+      assert.ok(unfused, 'the unfused pictures (previous test)');
+      let worst = 0;
+      r.images.data.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - unfused![i]!)); });
+      assert.ok(worst < 1e-4, `max |fused − unfused| = ${worst}`);
     } finally {
       await pipe.release();
     }

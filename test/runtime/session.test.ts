@@ -2,7 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { tensor } from '../../src/core/tensor.js';
-import { Session, f32, isOrtTensor } from '../../src/runtime/session.js';
+import { join } from 'node:path';
+import { Session, f32, isOrtTensor, weightsFolder } from '../../src/runtime/session.js';
+import { loadModel, saveModel } from '../../src/ir/model-file.js';
+import { tempDir } from '../pipelines/fixtures.js';
 import { adaptFeed, adaptOutput } from '../../src/runtime/adapt.js';
 import { ConfigError, RuntimeFailure } from '../../src/errors.js';
 import { f32ToF16 } from '../../src/core/float.js';
@@ -172,4 +175,26 @@ test('prepared feeds are adapted once and reused on every run', async () => {
     assert.deepEqual([...(r.outputs.sum!.data as Float32Array)], [i + 0.5, i + 0.25]);
   }
   assert.equal(s.adaptations, 1 + 3, 'one adaptation per run: x only');
+});
+
+test('a model loaded from a folder and rewritten goes to onnxruntime with its weights read in place, and runs the same', async () => {
+  const tmp = tempDir('session-in-place');
+  const dir = tmp.dir;
+  saveModel(model(), join(dir, 'model.onnx'), { sizeThreshold: 0 });
+  const loaded = loadModel(join(dir, 'model.onnx'));
+  assert.equal(weightsFolder(loaded), dir);
+  // a rewrite around the weights (one more output) keeps them in place
+  const g = loaded.graph;
+  g.outputs.push(g.outputs[0]!.producer!.inputs[0]!);
+  const s = await Session.create(loaded, { threads: 1 });
+  const r = await s.run(feeds);
+  assert.deepEqual([...(r.outputs.relu!.data as Float32Array)], RELU);
+  assert.deepEqual([...(r.outputs.neg!.data as Float32Array)], NEG);
+  assert.equal(Object.keys(r.outputs).length, 3);
+  await s.release();
+  // weights built in memory, or replaced by an in-memory tensor, are not in place
+  assert.equal(weightsFolder(model()), undefined);
+  [...loaded.graph.initializers.values()][0]!.const = tensor.f32([4, 4], WEIGHT);
+  assert.equal(weightsFolder(loaded), undefined);
+  tmp.cleanup();
 });

@@ -15,7 +15,7 @@ import { NoMatch, rulesPass, tryRule, type Rule } from '../../ir/rewrite.js';
 import { deadCodeElimination } from '../../ir/passes/dead-code-elimination.js';
 import { profileRuns, type ProfileName } from '../../runtime/profiles.js';
 import { defineAlgorithm, supported, type SessionTuning } from '../algorithm.js';
-import { attentionFusion } from './fusions/attention.js';
+import { attentionFusion } from '../../runtime/attention.js';
 import { fastGeluFusion } from './fusions/fast-gelu.js';
 import { rmsNormFusion } from './fusions/rms-norm.js';
 import { rotaryEmbeddingFusion } from './fusions/rotary-embedding.js';

@@ -8,7 +8,7 @@
  */
 import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
-import { constScalar, producedBy, soleReader, substitute } from './match.js';
+import { constScalar, producedBy, soleReader, substitute } from '../../../ir/match.js';
 
 const near = (a: number | undefined, b: number) => a !== undefined && Math.abs(a - b) <= 1e-4 * Math.abs(b);
 

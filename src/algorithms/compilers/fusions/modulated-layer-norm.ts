@@ -14,7 +14,7 @@
 import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
 import { constInts } from '../../../ir/type-inference.js';
-import { constNumbers, soleReader, substitute } from './match.js';
+import { constNumbers, soleReader, substitute } from '../../../ir/match.js';
 import { rankOf } from './rank.js';
 
 const other = (n: Node, v: Value) => (n.inputs[0] === v ? n.inputs[1] : n.inputs[0]);

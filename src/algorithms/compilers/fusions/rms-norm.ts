@@ -8,7 +8,7 @@
  */
 import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
-import { constNumbers, constScalar, soleReader, substitute } from './match.js';
+import { constNumbers, constScalar, soleReader, substitute } from '../../../ir/match.js';
 
 /** The other input of a binary node, given one. */
 function other(n: Node, v: Value): Value | null | undefined {

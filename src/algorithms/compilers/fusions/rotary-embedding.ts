@@ -18,7 +18,7 @@ import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
 import { constInts } from '../../../ir/type-inference.js';
 import { emitBefore } from './emit.js';
-import { constNumbers, producedBy, removeIfDead, soleReader } from './match.js';
+import { constNumbers, producedBy, removeIfDead, soleReader } from '../../../ir/match.js';
 import { rankOf } from './rank.js';
 
 const other = (n: Node, v: Value) => (n.inputs[0] === v ? n.inputs[1] : n.inputs[0]);

@@ -10,9 +10,11 @@
  *
  * A scale on either side (or both) is accepted; scores with an added bias (T5, masks) are not fused.
  */
-import type { Node, Value } from '../../../ir/graph.js';
-import { noMatch, type Rule } from '../../../ir/rewrite.js';
-import { constNumbers, constScalar, producedBy, sameInts, soleReader, substitute } from './match.js';
+import type { Graph, Model, Node, Value } from '../ir/graph.js';
+import { noMatch, rulesPass, type Rule } from '../ir/rewrite.js';
+import { deadCodeElimination } from '../ir/passes/dead-code-elimination.js';
+import type { ProviderName } from './providers.js';
+import { constNumbers, constScalar, producedBy, sameInts, soleReader, substitute } from '../ir/match.js';
 
 interface Heads {
   x: Value;
@@ -88,3 +90,30 @@ export const attentionFusion: Rule<Match> = {
     });
   },
 };
+
+/** Whether any graph input or weight (subgraphs included) is float16: such graphs compute attention in float16. */
+function hasFloat16(g: Graph): boolean {
+  return g.inputs.some((v) => v.dtype === 'float16') || [...g.initializers.values()].some((v) => v.const?.dtype === 'float16') ||
+    g.nodeList().some((n) => n.subgraphs().some(hasFloat16));
+}
+
+/**
+ * The attention fusion every pipeline gets when it loads (as diffusers uses SDPA by default):
+ * onnxruntime's CPU MultiHeadAttention runs float32 attention without mask, bias or past state as
+ * flash attention (MlasFlashAttention, contrib_ops/cpu/bert/multihead_attention.cc), which never
+ * writes the [B, H, S, S] scores: 1 GiB per tensor in a full-size SD 1.5 UNet call at 512×512
+ * with guidance. CPU and float32 graphs only (the kernel's type; what was measured, see the
+ * README's memory figures). Returns how many attentions were fused; idempotent, and the same
+ * rule as ortCompile's.
+ */
+export function fuseAttention(model: Model, provider: ProviderName): number {
+  if (provider !== 'cpu' || hasFloat16(model.graph)) return 0;
+  const pass = rulesPass('attention-fusion', [attentionFusion]);
+  pass.run(model);
+  const n = pass.fired.get(attentionFusion.name) ?? 0;
+  if (n) {
+    deadCodeElimination.run(model);
+    model.opsetImports.set('com.microsoft', 1);
+  }
+  return n;
+}

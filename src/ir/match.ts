@@ -1,6 +1,6 @@
 /** Small matching helpers shared by the fusion rules: constants, producers by op type. */
-import { tensorData } from '../../../core/tensor.js';
-import { Node, Value, type AttrValue } from '../../../ir/graph.js';
+import { tensorData } from '../core/tensor.js';
+import { Node, Value, type AttrValue } from './graph.js';
 
 /** The numbers of a constant value (an initializer or a Constant node's output), or undefined. */
 export function constNumbers(v: Value | null | undefined): number[] | undefined {
