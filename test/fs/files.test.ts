@@ -20,17 +20,16 @@ after(() => {
   tmp.cleanup();
 });
 
-test('8: a model.onnx linked to /dev/zero is refused without reading it', async () => {
+// reading /dev/zero never ends: the timeout is a liveness bound, not a speed claim
+test('8: a model.onnx linked to /dev/zero is refused without reading it', { timeout: 60_000 }, async () => {
   const dir = join(tmp.dir, 'zero');
   mkdirSync(dir);
   symlinkSync('/dev/zero', join(dir, 'model.onnx'));
-  const t0 = performance.now();
   for (const p of [join(dir, 'model.onnx'), dir]) {
     const r = await runCli(['inspect', p]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /ONNX model is not a regular file \(a device\).*\[NOT_A_FILE\]/);
   }
-  assert.ok(performance.now() - t0 < 2000);
   await assert.rejects(Session.create(join(dir, 'model.onnx')), (e: unknown) => e instanceof ModelFormatError && e.code === 'NOT_A_FILE');
   assert.throws(() => checkRegularFile(dir, 'x'), (e: unknown) => e instanceof ModelFormatError && /a folder/.test(e.message));
 });
@@ -46,7 +45,8 @@ test('8: a symlink loop in a model folder is a typed error', async () => {
   assert.match(r.stderr, /symbolic links form a loop.*\[SYMLINK_LOOP\]/);
 });
 
-test('8: the cache-key walk follows file links but never a folder link out of the folder', () => {
+// a walk that followed `/` or a cycle would not end in time: the timeout is a liveness bound
+test('8: the cache-key walk follows file links but never a folder link out of the folder', { timeout: 30_000 }, () => {
   const dir = join(tmp.dir, 'walk');
   mkdirSync(join(dir, 'unet'), { recursive: true });
   writeFileSync(join(dir, 'model_index.json'), '{}');
@@ -59,9 +59,7 @@ test('8: the cache-key walk follows file links but never a folder link out of th
   mkdirSync(join(dir, 'inner'));
   writeFileSync(join(dir, 'inner', 'x.json'), '1');
   symlinkSync('inner', join(dir, 'alias')); // inside, already seen or not: walked at most once
-  const t0 = performance.now();
   const files = walkFiles(dir).map((f) => f.path);
-  assert.ok(performance.now() - t0 < 1000);
   assert.ok(files.includes('unet/w.safetensors'));
   assert.ok(files.includes('model_index.json'));
   assert.ok(!files.some((f) => f.startsWith('root/')), files.join(' '));

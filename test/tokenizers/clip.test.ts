@@ -161,14 +161,12 @@ test('CLIP: text cleanup, special tokens in text, unicode', () => {
   assert.equal(clip.decode(clip.encode(s).ids, { skipSpecialTokens: true }), 'ünïcödé 🦊 test !!');
 });
 
-test('CLIP: a 130k-character word tokenizes in well under a second, without recursion or huge spreads (issue 9, case 6)', () => {
+// a liveness bound, not a speed claim: quadratic merging of one 130k-character word would run for minutes
+test('CLIP: a 130k-character word tokenizes without recursion, huge spreads or quadratic time (issue 9, case 6)', { timeout: 30_000 }, () => {
   const tok = ClipTokenizer.fromFolder(CLIP_DIR);
   let x = 1;
   const letters = Array.from({ length: 130_000 }, () => String.fromCharCode(97 + ((x = (x * 48271) % 2147483647) % 26))).join('');
-  const t0 = performance.now();
   const enc = tok.encode(letters, { onWarning: () => undefined });
-  const ms = performance.now() - t0;
-  assert.ok(ms < 1500, `${ms.toFixed(0)} ms`);
   assert.equal(enc.ids.length, 77);
   assert.ok(enc.truncatedTokens > 0);
   // the kept tokens do not depend on where a long word is cut
