@@ -1,7 +1,8 @@
 // A cached step's cost against the same graph with the skipped part deleted (issue: within 15%),
-// on a random-weight Flux transformer of a "small" size, one denoiser call, median of N runs,
-// interleaved. Not a test: it measures and prints.
-//   node --import tsx bench/cache-cost.ts [--runs 10] [--tokens 1024] [--threads 2] [--only fastercache]
+// on a random-weight Flux transformer at the benchmark's flux-small proportions (12 heads × 64,
+// 3 double + 6 single blocks, joint_attention_dim 1024; 256×256: 256 image + 128 text tokens),
+// one denoiser call, median of N runs, interleaved. Not a test: it measures and prints.
+//   node --import tsx bench/cache-cost.ts [--runs 10] [--tokens 256] [--threads 2] [--only fastercache]
 import { parseArgs } from 'node:util';
 import { InMemoryTensor } from '../src/core/tensor.js';
 import { Graph, type Model } from '../src/ir/graph.js';
@@ -17,12 +18,12 @@ import { fasterCacheTransform } from '../src/algorithms/cachers/fastercache.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string' }, tokens: { type: 'string' }, threads: { type: 'string' }, only: { type: 'string' } } });
 const RUNS = Number(values.runs ?? 10);
-const TOKENS = Number(values.tokens ?? 1024);
+const TOKENS = Number(values.tokens ?? 256);
 const THREADS = Number(values.threads ?? 2);
 
 const CONFIG = {
-  _class_name: 'FluxTransformer2DModel', attention_head_dim: 64, num_attention_heads: 8, num_layers: 4, num_single_layers: 8,
-  in_channels: 64, joint_attention_dim: 512, pooled_projection_dim: 256, guidance_embeds: false, axes_dims_rope: [16, 24, 24], patch_size: 1,
+  _class_name: 'FluxTransformer2DModel', attention_head_dim: 64, num_attention_heads: 12, num_layers: 3, num_single_layers: 6,
+  in_channels: 64, joint_attention_dim: 1024, pooled_projection_dim: 768, guidance_embeds: false, axes_dims_rope: [8, 28, 28], patch_size: 1,
 };
 
 let seed = 1;
@@ -51,9 +52,9 @@ function deleteSkipped(m: Model): Model {
 }
 
 const f32 = (dims: number[]): HostTensor => ({ dtype: 'float32', dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, rand) });
-const TXT = 64;
+const TXT = 128;
 const feeds: Record<string, HostTensor> = {
-  hidden_states: f32([1, TOKENS, 64]), encoder_hidden_states: f32([1, TXT, 512]), pooled_projections: f32([1, 256]),
+  hidden_states: f32([1, TOKENS, 64]), encoder_hidden_states: f32([1, TXT, 1024]), pooled_projections: f32([1, 768]),
   timestep: { dtype: 'float32', dims: [1], data: Float32Array.of(0.5) },
   img_ids: f32([TOKENS, 3]), txt_ids: f32([TXT, 3]),
 };

@@ -111,7 +111,9 @@ function singles(kind, calibrationPrompts) {
   return { ...common, ...cachers };
 }
 
-/** name → SmashConfig input (null: the baseline), for one workload. */
+const OLD_DEFAULTS = 'old defaults (arena on, attention unfused)';
+
+/** name → SmashConfig input (null: the baseline; OLD_DEFAULTS: the loader's former session defaults), for one workload. */
 function configsFor(kind, calibrationPrompts) {
   const r = recipes(kind, calibrationPrompts);
   const s = singles(kind, calibrationPrompts);
@@ -128,7 +130,10 @@ function configsFor(kind, calibrationPrompts) {
     const want = values.config.split(',');
     all = Object.fromEntries(Object.entries(all).filter(([n]) => want.some((w) => n === w || n.includes(w))));
   }
-  return { baseline: null, ...all };
+  // issue 17: the loader's defaults before the memory work (onnxruntime's CPU arena on, attention
+  // unfused), beside today's (the baseline), so the price or gain of the new defaults shows
+  const old = !values.config || values.config.split(',').some((w) => OLD_DEFAULTS.includes(w)) ? { [OLD_DEFAULTS]: OLD_DEFAULTS } : {};
+  return { baseline: null, ...old, ...all };
 }
 
 // ------------------------------------------------------------------ the peer (diffusers)
@@ -244,7 +249,9 @@ async function pipelineWorkload(name, gemm) {
       const before = settledRss();
       t0 = performance.now();
       try {
-        const p = await smash(base, new SmashConfig(cfg), { threads });
+        const p = cfg === OLD_DEFAULTS
+          ? await loadPipeline(src.dir, { threads, session: { memArena: true }, fuseAttention: false })
+          : await smash(base, new SmashConfig(cfg), { threads });
         const oneTimeMs = performance.now() - t0;
         opened.push(p);
         meta[cname] = { config: cfg, oneTimeMs, loadRssBytes: settledRss() - before };

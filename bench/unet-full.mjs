@@ -35,8 +35,12 @@ const flops = denoiserFlops(file, shapes);
 
 const rssBefore = status('VmRSS');
 let t0 = performance.now();
-// our loader's session defaults (pipelines/loader.ts defaultSessionOptions): CPU arena off
-const session = await lib.Session.create(file, { threads, memArena: false });
+// as our loader gives a pipeline's UNet: attention fused into MultiHeadAttention (no score
+// tensor) and its session defaults (pipelines/loader.ts defaultSessionOptions: CPU arena off)
+const { fuseAttention } = await import(join(root, 'dist', 'runtime', 'attention.js'));
+const model = lib.loadModel(file);
+fuseAttention(model, 'cpu');
+const session = await lib.Session.create(model, { threads, memArena: false });
 const loadMs = performance.now() - t0;
 const rssLoaded = status('VmRSS');
 const rand = (n, seed) => new lib.Generator(seed).randn(n);
