@@ -20,6 +20,7 @@ import type { CacheStepReport, Denoiser } from '../../../src/pipelines/denoiser.
 import { loadModel } from '../../../src/ir/model-file.js';
 import type { GenerateOptions } from '../../../src/pipelines/pipeline.js';
 import { fixture, relL2 } from '../../helpers.js';
+import { withWrapper } from './util.js';
 import { e2eOptions, tempDir } from '../../pipelines/fixtures.js';
 
 const tmp = tempDir('cachers');
@@ -59,16 +60,6 @@ const transformWith = (c: Case, lowering: Lowering, counts: { ifs: number }) => 
 };
 
 const skipped = (r: CacheStepReport[]) => r.filter((e) => e.reused.length > 0).length;
-
-async function withWrapper<T>(p: Pipeline, d: Denoiser, fn: () => Promise<T>): Promise<T> {
-  const inner = p.denoiser;
-  p.denoiser = d;
-  try {
-    return await fn();
-  } finally {
-    p.denoiser = inner;
-  }
-}
 
 // timesteps of the tiny fixtures' schedules fall inside (0, 1000)
 const PAB: Case = {

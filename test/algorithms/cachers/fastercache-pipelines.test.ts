@@ -19,6 +19,7 @@ import type { CacheStepReport, DenoiseContext, Denoiser, DenoiserFeeds, PredictR
 import type { GenerateOptions } from '../../../src/pipelines/pipeline.js';
 import type { SmashTarget } from '../../../src/algorithms/algorithm.js';
 import { fixture, relL2 } from '../../helpers.js';
+import { withWrapper } from './util.js';
 import { e2eOptions, randomPipelineWith, tempDir, tinyClip } from '../../pipelines/fixtures.js';
 
 const tmp = tempDir('fastercache');
@@ -47,16 +48,6 @@ const transformWith = (lowering: Lowering, seen: { ifs: number; wheres: number }
   seen.wheres = model.graph.nodeList().filter((n) => n.opType === 'Where').length;
   return model;
 };
-
-async function withWrapper<T>(p: Pipeline, d: Denoiser, fn: () => Promise<T>): Promise<T> {
-  const inner = p.denoiser;
-  p.denoiser = d;
-  try {
-    return await fn();
-  } finally {
-    p.denoiser = inner;
-  }
-}
 
 const reusedCalls = (r: CacheStepReport[], part: string) => r.filter((e) => e.reused.includes(part)).length;
 
