@@ -1,21 +1,14 @@
 // Issue 9, case 14: `smash cache list|clear`, and --help says where the cache is.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { mkdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { listCache } from '../../src/pipelines/cache-admin.js';
 import { runCli } from './run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from '../pipelines/fixtures.js';
+import { tempCache } from '../pipelines/fixtures.js';
 
-const tmp = tempDir('cache-cmd');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('cache-cmd');
 
 const gen = (model: string, out: string) => runCli(['generate', '--model', model, '--prompt', 'a cat', '--steps', '1', '--width', '32', '--height', '32',
   '--seed', '1', '--threads', '1', '--out', join(tmp.dir, out)]);

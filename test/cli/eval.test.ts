@@ -1,22 +1,15 @@
 // `smash eval` end to end on flux-tiny with two configs: results.json, report.html, and (where a
 // chromium binary exists) a headless screenshot of the report.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture } from '../helpers.js';
-import { tempDir } from '../pipelines/fixtures.js';
+import { tempCache } from '../pipelines/fixtures.js';
 import { runCli } from './run-cli.js';
 
-const tmp = tempDir('cli-eval');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('cli-eval');
 
 const out = join(tmp.dir, 'eval');
 

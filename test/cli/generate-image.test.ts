@@ -1,20 +1,13 @@
 // Issue 14: image-to-image from the command line (--image, --strength).
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from '../pipelines/fixtures.js';
+import { tempCache } from '../pipelines/fixtures.js';
 
-const tmp = tempDir('gen-image');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('gen-image');
 
 const sd = fixture('pipelines', 'sd15-tiny');
 

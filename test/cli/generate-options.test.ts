@@ -1,21 +1,14 @@
 // Issue 9, cases 5 and 12: long prompts come from files; an empty prompt is legitimate; the
 // report tells load time and cache use, steps as asked, and null guidance where it is ignored.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from '../pipelines/fixtures.js';
+import { tempCache } from '../pipelines/fixtures.js';
 
-const tmp = tempDir('gen-options');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('gen-options');
 
 const sd = fixture('pipelines', 'sd15-tiny');
 const args = (out: string, ...more: string[]) =>

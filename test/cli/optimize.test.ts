@@ -1,19 +1,12 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from '../pipelines/fixtures.js';
+import { tempCache } from '../pipelines/fixtures.js';
 
-const tmp = tempDir('cli-optimize');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('cli-optimize');
 
 const config = (spec: unknown) => {
   const f = join(tmp.dir, `smash-${Math.random().toString(36).slice(2)}.json`);

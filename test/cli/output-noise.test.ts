@@ -1,7 +1,7 @@
 // Issue 9, case 13: no npm config warning, no progress bars or blank lines in redirected logs,
 // each warning once and cut to a readable line.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,17 +9,10 @@ import { progressBars } from '../../src/cli/progress.js';
 import { MAX_WARNING, warner } from '../../src/cli/warnings.js';
 import { runCli } from './run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from '../pipelines/fixtures.js';
+import { tempCache } from '../pipelines/fixtures.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tmp = tempDir('noise');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('noise');
 
 test('the CUDA download is skipped through allowScripts, not an npm config key npm warns about', () => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));

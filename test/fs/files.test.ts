@@ -1,6 +1,6 @@
 // Issue 9, cases 8 and 9: links to devices and loops, walks out of the folder, raw errors.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { cpSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFormatError } from '../../src/errors.js';
@@ -9,16 +9,9 @@ import { cacheKey } from '../../src/pipelines/cache.js';
 import { Session } from '../../src/runtime/session.js';
 import { runCli } from '../cli/run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from '../pipelines/fixtures.js';
+import { tempCache } from '../pipelines/fixtures.js';
 
-const tmp = tempDir('files');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('files');
 
 // reading /dev/zero never ends: the timeout is a liveness bound, not a speed claim
 test('8: a model.onnx linked to /dev/zero is refused without reading it', { timeout: 60_000 }, async () => {

@@ -1,7 +1,7 @@
 // Issue 9, cases 1-3: component keys that escape the folder, --force that deletes too much,
 // temporary folders left behind. Crafted folders are built here.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,16 +11,9 @@ import { checkFreeSpace, freeBytes } from '../../src/fs/space.js';
 import { makeTempSibling, sweepTemps } from '../../src/fs/temp.js';
 import { runCli } from '../cli/run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from '../pipelines/fixtures.js';
+import { tempCache } from '../pipelines/fixtures.js';
 
-const tmp = tempDir('hostile');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('hostile');
 
 let n = 0;
 const fresh = (tag: string) => {

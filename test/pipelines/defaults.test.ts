@@ -1,22 +1,15 @@
 // Issue 9, case 11: a pipeline folder carries its generation defaults (smash.json).
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFormatError } from '../../src/errors.js';
 import { readGenerationDefaults, withDefaults } from '../../src/pipelines/defaults.js';
 import { runCli } from '../cli/run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from './fixtures.js';
+import { tempCache } from './fixtures.js';
 
-const tmp = tempDir('defaults');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('defaults');
 
 test('readGenerationDefaults / withDefaults', () => {
   const dir = join(tmp.dir, 'unit');

@@ -1,6 +1,6 @@
 // Issue 9, case 4: NaN and infinity end in an error naming the stage, never in a saved black image.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { cpSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tensor } from '../../src/core/tensor.js';
@@ -9,16 +9,9 @@ import { checkFinite, checkFiniteInput, firstNonFinite } from '../../src/pipelin
 import { writeTensorsFile } from '../../src/pipelines/embeddings-io.js';
 import { runCli } from '../cli/run-cli.js';
 import { editedCopy, fixture } from '../helpers.js';
-import { tempDir } from './fixtures.js';
+import { tempCache } from './fixtures.js';
 
-const tmp = tempDir('finite');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('finite');
 
 const base = (model: string, out: string, ...more: string[]) =>
   ['generate', '--model', model, '--prompt', 'a photo of a cat', '--steps', '2', '--width', '32', '--height', '32', '--seed', '3', '--threads', '1', '--out', out, ...more];

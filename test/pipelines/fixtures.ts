@@ -1,5 +1,6 @@
 /** Shared by the pipeline tests: temp folders, loop-fixture pipeline folders, fixture readers. */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { after } from 'node:test';
 import { createRandomComponent, createRandomPipeline, resolveComponent } from '../../src/random/create-random.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,22 @@ import { fixture, readF32 } from '../helpers.js';
 export function tempDir(tag: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), `smash-${tag}-`));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A temporary folder whose `cache/` is this test file's SMASH_CACHE (conversions land there, not
+ * in the user's cache); the variable is restored and the folder removed after the file's tests.
+ */
+export function tempCache(tag: string): { dir: string; cleanup: () => void } {
+  const tmp = tempDir(tag);
+  const saved = process.env.SMASH_CACHE;
+  process.env.SMASH_CACHE = join(tmp.dir, 'cache');
+  after(() => {
+    if (saved === undefined) delete process.env.SMASH_CACHE;
+    else process.env.SMASH_CACHE = saved;
+    tmp.cleanup();
+  });
+  return tmp;
 }
 
 export function loopFile(name: string): string {

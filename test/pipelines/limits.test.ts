@@ -1,6 +1,6 @@
 // Issue 9, case 7: sizes a request implies are checked before allocation, with a typed error.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/errors.js';
@@ -8,16 +8,9 @@ import { checkGenerationMemory, estimateGenerationBytes, MAX_SIDE } from '../../
 import { loadPipeline } from '../../src/pipelines/loader.js';
 import { runCli } from '../cli/run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from './fixtures.js';
+import { tempCache } from './fixtures.js';
 
-const tmp = tempDir('limits');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('limits');
 
 const tooLarge = (e: unknown) => e instanceof ConfigError && e.code === 'TOO_LARGE';
 

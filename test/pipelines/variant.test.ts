@@ -1,21 +1,14 @@
 // Issue 9, case 10: fp16-only folders load; --variant chooses; the only variant is picked and said.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { copyFileSync, cpSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { onlyVariant, variantsOf } from '../../src/pipelines/variant.js';
 import { runCli } from '../cli/run-cli.js';
 import { fixture } from '../helpers.js';
-import { tempDir } from './fixtures.js';
+import { tempCache } from './fixtures.js';
 
-const tmp = tempDir('variant');
-const saved = process.env.SMASH_CACHE;
-process.env.SMASH_CACHE = join(tmp.dir, 'cache');
-after(() => {
-  if (saved === undefined) delete process.env.SMASH_CACHE;
-  else process.env.SMASH_CACHE = saved;
-  tmp.cleanup();
-});
+const tmp = tempCache('variant');
 
 /** sd15-tiny with every model component's weights renamed to `<stem>.<variant>.safetensors` (plus `extra` copies). */
 function variantFolder(name: string, variant: string, extra?: string): string {
