@@ -116,16 +116,15 @@ const OLD_DEFAULTS = 'old defaults (arena on, attention unfused)';
 /** name → SmashConfig input (null: the baseline; OLD_DEFAULTS: the loader's former session defaults), for one workload. */
 function configsFor(kind, calibrationPrompts) {
   const r = recipes(kind, calibrationPrompts);
-  const s = singles(kind, calibrationPrompts);
   let all;
   if (quick) {
-    // the one-time smash cost (a whole pipeline loaded again per configuration) is most of a quick run
+    // the one-time smash cost (a whole pipeline loaded again per configuration) is most of a quick
+    // run: the recipes only, so that it stays under 10 minutes with the peer (issue 13)
     const names = kind === 'flux'
       ? ['recipe: fora+int8Dynamic+qkv+ortCompile', 'recipe: fora+int8Dynamic(+text encoders)+qkv+ortCompile', 'recipe: fbcache+int8Dynamic+qkv+ortCompile']
-      : Object.keys(r);
-    const pick = kind === 'flux' ? ['int8Dynamic'] : ['deepcache'];
-    all = { ...Object.fromEntries(names.map((n) => [n, r[n]])), ...Object.fromEntries(pick.map((n) => [n, s[n]])) };
-  } else all = { ...r, ...s };
+      : ['recipe: deepcache+int8Dynamic+ortCompile', 'recipe: deepcache+int8Static+ortCompile'];
+    all = Object.fromEntries(names.map((n) => [n, r[n]]));
+  } else all = { ...r, ...singles(kind, calibrationPrompts) };
   if (values.config) {
     const want = values.config.split(',');
     all = Object.fromEntries(Object.entries(all).filter(([n]) => want.some((w) => n === w || n.includes(w))));
@@ -157,7 +156,8 @@ async function openPeers(w, dir) {
   }
   const { openPeer } = await import(pathToFileURL(file).href);
   const peers = [];
-  for (const dtype of ['float32', 'bfloat16']) {
+  // --quick: bfloat16 only, what the target compares with (float32 is the slowest member of a round)
+  for (const dtype of quick ? ['bfloat16'] : ['float32', 'bfloat16']) {
     try {
       peers.push({ name: `diffusers ${dtype}`, peer: await openPeer({ python, modelDir: dir, kind: w.kind, dtype, threads }) });
     } catch (e) {
