@@ -5,7 +5,8 @@ import { createRandomComponent, createRandomPipeline, resolveComponent } from '.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensorData } from '../../src/core/tensor.js';
-import type { FloatTensor } from '../../src/pipelines/pipeline.js';
+import type { DenoiseContext, Denoiser, DenoiserFeeds, FloatTensor, PredictRequest } from '../../src/pipelines/pipeline.js';
+import type { HostTensor } from '../../src/runtime/session.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
 import { fixture, readF32 } from '../helpers.js';
 
@@ -132,4 +133,25 @@ export function tinyClip(hidden: number, projection?: number): Record<string, un
     max_position_embeddings: 77, model_type: 'clip_text_model', num_attention_heads: 2, num_hidden_layers: 2,
     bos_token_id: 0, eos_token_id: 2, pad_token_id: 1, vocab_size: 49408, projection_dim: projection ?? hidden,
   };
+}
+
+/** Wraps a pipeline's denoiser: records the host feeds it prepares and each call's context and timestep, and delegates. */
+export class SpyDenoiser implements Denoiser {
+  prepared: Record<string, HostTensor>[] = [];
+  calls: DenoiseContext[] = [];
+  timesteps: number[] = [];
+  constructor(readonly inner: Denoiser) {}
+  get inputNames() { return this.inner.inputNames; }
+  get outputNames() { return this.inner.outputNames; }
+  prepare(feeds: Record<string, HostTensor>): DenoiserFeeds {
+    this.prepared.push(feeds);
+    return this.inner.prepare(feeds);
+  }
+  predict(feeds: DenoiserFeeds, ctx: DenoiseContext, request?: PredictRequest) {
+    this.calls.push(ctx);
+    const t = feeds.timestep as HostTensor | undefined;
+    if (t?.data instanceof Float32Array) this.timesteps.push(t.data[0]!);
+    return this.inner.predict(feeds, ctx, request);
+  }
+  reset(s: Parameters<Denoiser['reset']>[0]) { this.inner.reset(s); }
 }

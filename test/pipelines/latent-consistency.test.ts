@@ -3,14 +3,12 @@ import { after, before, describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFormatError } from '../../src/errors.js';
-import type { HostTensor } from '../../src/runtime/session.js';
 import { LatentConsistencyModelPipeline } from '../../src/pipelines/latent-consistency.js';
 import { loadPipeline } from '../../src/pipelines/loader.js';
-import type { DenoiseContext, Denoiser, DenoiserFeeds, PredictRequest } from '../../src/pipelines/pipeline.js';
 import { guidanceScaleEmbedding } from '../../src/pipelines/stable-diffusion.js';
 import { createRandomComponent, resolveComponent } from '../../src/random/create-random.js';
 import { fixture } from '../helpers.js';
-import { assemblePipeline, tempDir, tinyClip } from './fixtures.js';
+import { assemblePipeline, SpyDenoiser, tempDir, tinyClip } from './fixtures.js';
 
 const tmp = tempDir('lcm');
 let pipe: LatentConsistencyModelPipeline;
@@ -45,23 +43,6 @@ after(async () => {
   tmp.cleanup();
 });
 
-class Spy implements Denoiser {
-  prepared: Record<string, HostTensor>[] = [];
-  calls: DenoiseContext[] = [];
-  constructor(readonly inner: Denoiser) {}
-  get inputNames() { return this.inner.inputNames; }
-  get outputNames() { return this.inner.outputNames; }
-  prepare(feeds: Record<string, HostTensor>): DenoiserFeeds {
-    this.prepared.push(feeds);
-    return this.inner.prepare(feeds);
-  }
-  predict(feeds: DenoiserFeeds, ctx: DenoiseContext, request?: PredictRequest) {
-    this.calls.push(ctx);
-    return this.inner.predict(feeds, ctx, request);
-  }
-  reset(s: Parameters<Denoiser['reset']>[0]) { this.inner.reset(s); }
-}
-
 describe('LatentConsistencyModelPipeline', () => {
   test('get_guidance_scale_embedding: sin/cos of 1000 w at log-spaced frequencies', () => {
     const dim = 8;
@@ -75,7 +56,7 @@ describe('LatentConsistencyModelPipeline', () => {
   });
 
   test('4 steps, no CFG: w − 1 embedded as timestep_cond, one denoiser call per step', async () => {
-    const spy = new Spy(pipe.denoiser);
+    const spy = new SpyDenoiser(pipe.denoiser);
     pipe.denoiser = spy;
     let a, b;
     try {

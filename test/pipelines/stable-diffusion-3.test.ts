@@ -4,12 +4,11 @@ import { join } from 'node:path';
 import { ConfigError } from '../../src/errors.js';
 import { f32, i64, type HostTensor } from '../../src/runtime/session.js';
 import { loadPipeline } from '../../src/pipelines/loader.js';
-import type { DenoiseContext, Denoiser, DenoiserFeeds, PredictRequest } from '../../src/pipelines/pipeline.js';
 import { StableDiffusion3Pipeline } from '../../src/pipelines/stable-diffusion-3.js';
 import { getPreset } from '../../src/random/presets.js';
 import { toInt64 } from '../../src/tokenizers/index.js';
 import { fixture, readF32, relL2 } from '../helpers.js';
-import { randomPipelineWith, tempDir, tinyClip } from './fixtures.js';
+import { randomPipelineWith, SpyDenoiser, tempDir, tinyClip } from './fixtures.js';
 
 const tmp = tempDir('sd3');
 let pipe: StableDiffusion3Pipeline;
@@ -42,23 +41,6 @@ after(async () => {
   tmp.cleanup();
 });
 
-class Spy implements Denoiser {
-  prepared: Record<string, HostTensor>[] = [];
-  timesteps: number[] = [];
-  constructor(readonly inner: Denoiser) {}
-  get inputNames() { return this.inner.inputNames; }
-  get outputNames() { return this.inner.outputNames; }
-  prepare(feeds: Record<string, HostTensor>): DenoiserFeeds {
-    this.prepared.push(feeds);
-    return this.inner.prepare(feeds);
-  }
-  predict(feeds: DenoiserFeeds, ctx: DenoiseContext, request?: PredictRequest) {
-    this.timesteps.push(((feeds.timestep as HostTensor).data as Float32Array)[0]!);
-    return this.inner.predict(feeds, ctx, request);
-  }
-  reset(s: Parameters<Denoiser['reset']>[0]) { this.inner.reset(s); }
-}
-
 describe('StableDiffusion3Pipeline', () => {
   test('its denoiser, fed the sd3-transformer-tiny reference inputs, matches the reference', async () => {
     const ref = fixture('models', 'sd3-transformer-tiny', 'reference.safetensors');
@@ -76,7 +58,7 @@ describe('StableDiffusion3Pipeline', () => {
   });
 
   test('runs end to end: CLIP-L | CLIP-G padded to T5 width, T5 appended, pooled concatenated, shifted FlowMatch, CFG', async () => {
-    const spy = new Spy(pipe.denoiser);
+    const spy = new SpyDenoiser(pipe.denoiser);
     pipe.denoiser = spy;
     try {
       const r = await pipe.generate({ prompt: 'a photo of a cat', steps: 4, width: 16, height: 16, seed: 3, maxSequenceLength: 8 });
@@ -111,7 +93,7 @@ describe('StableDiffusion3Pipeline', () => {
   });
 
   test('without T5 the sequence tail is zeros; batched and split CFG agree', async () => {
-    const spy = new Spy(noT5.denoiser);
+    const spy = new SpyDenoiser(noT5.denoiser);
     noT5.denoiser = spy;
     let a;
     try {

@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/errors.js';
-import { f32, i64, type HostTensor } from '../../src/runtime/session.js';
+import { f32, i64 } from '../../src/runtime/session.js';
 import { loadPipeline } from '../../src/pipelines/loader.js';
-import type { DenoiseContext, Denoiser, DenoiserFeeds, PredictRequest } from '../../src/pipelines/pipeline.js';
 import { StableDiffusionXLPipeline } from '../../src/pipelines/stable-diffusion-xl.js';
 import { toInt64 } from '../../src/tokenizers/index.js';
 import { fixture, readF32, relL2 } from '../helpers.js';
-import { randomPipelineWith, tempDir, tinyClip } from './fixtures.js';
+import { randomPipelineWith, SpyDenoiser, tempDir, tinyClip } from './fixtures.js';
 
 const tmp = tempDir('sdxl');
 let pipe: StableDiffusionXLPipeline;
@@ -29,20 +28,6 @@ after(async () => {
   tmp.cleanup();
 });
 
-/** Records the host feeds the pipeline prepares, and delegates. */
-class Spy implements Denoiser {
-  prepared: Record<string, HostTensor>[] = [];
-  constructor(readonly inner: Denoiser) {}
-  get inputNames() { return this.inner.inputNames; }
-  get outputNames() { return this.inner.outputNames; }
-  prepare(feeds: Record<string, HostTensor>): DenoiserFeeds {
-    this.prepared.push(feeds);
-    return this.inner.prepare(feeds);
-  }
-  predict(feeds: DenoiserFeeds, ctx: DenoiseContext, request?: PredictRequest) { return this.inner.predict(feeds, ctx, request); }
-  reset(s: Parameters<Denoiser['reset']>[0]) { this.inner.reset(s); }
-}
-
 describe('StableDiffusionXLPipeline', () => {
   test('its denoiser, fed the sdxl-unet-tiny reference inputs, matches the reference', async () => {
     const ref = fixture('models', 'sdxl-unet-tiny', 'reference.safetensors');
@@ -60,7 +45,7 @@ describe('StableDiffusionXLPipeline', () => {
   });
 
   test('runs end to end: penultimate hidden states concatenated, pooled text_embeds, time_ids, zero negatives', async () => {
-    const spy = new Spy(pipe.denoiser);
+    const spy = new SpyDenoiser(pipe.denoiser);
     pipe.denoiser = spy;
     try {
       const r = await pipe.generate({ prompt: 'a photo of a cat', steps: 3, width: 32, height: 32, seed: 3 });
@@ -95,7 +80,7 @@ describe('StableDiffusionXLPipeline', () => {
   test('given embeddings reproduce the prompt; a negative prompt is encoded, not zeroed', async () => {
     const opts = { steps: 2, width: 32, height: 32, seed: 5 };
     const a = await pipe.generate({ ...opts, prompt: 'a red fox' });
-    const spy = new Spy(pipe.denoiser);
+    const spy = new SpyDenoiser(pipe.denoiser);
     pipe.denoiser = spy;
     try {
       await pipe.generate({ ...opts, prompt: 'a red fox', negativePrompt: 'blurry', cfgMode: 'split' });
