@@ -162,6 +162,7 @@ test('bf16 config: hyperparameters validated, no second quantizer, shown by expl
   const steps = explainSteps(new SmashConfig({ bf16: { keep: ['proj_out'] } }), target('cuda'), new Map([['transformer', m]]));
   assert.deepEqual(opCounts(m), ops, 'explain changes nothing');
   assert.ok(steps[0]!.touches.transformer!.includes('transformer_blocks'));
+  assert.ok(!steps[0]!.touches.transformer!.includes('proj_out'), 'a kept module is not touched');
   assert.match(formatExplanation(steps), /^1\. bf16 \(quantizer\): bfloat16 [^\n]*\n   hyperparameters: \{"keep":\["proj_out"\]\}\n   transformer: \d+ modules: /);
   assert.throws(() => explainSteps(new SmashConfig({ bf16: {} }), target('cpu'), new Map([['transformer', m]])), (e: unknown) => e instanceof CompatibilityError && /bf16 does not support FluxPipeline: .*cpu/.test(e.message));
 });

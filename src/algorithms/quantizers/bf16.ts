@@ -13,13 +13,12 @@
  * output is the image, where bfloat16's 2^-8 steps show as banding).
  */
 import { z } from 'zod';
-import type { Graph, Node } from '../../ir/graph.js';
+import type { Graph, Model, Node } from '../../ir/graph.js';
 import { modulePath, selectNodes } from '../../ir/modules.js';
-import { float16Pass } from '../../ir/passes/float16.js';
+import { float16Pass, float32Islands } from '../../ir/passes/float16.js';
 import { refreshBlocks } from '../../ir/blocks.js';
 import { PROFILES, profileRunsBf16, type ProfileName } from '../../runtime/profiles.js';
 import { defineAlgorithm, supported, unsupported, type ComponentInfo } from '../algorithm.js';
-import type { Model } from '../../ir/graph.js';
 
 /** Float nodes whose op has no bfloat16 kernel on `profile`: they compute in float32 behind Casts. */
 export function withoutBf16Kernel(g: Graph, profile: ProfileName): Node[] {
@@ -41,20 +40,21 @@ export const bf16 = defineAlgorithm({
   },
   apply(p, target) {
     const profile = target.provider ?? 'cpu';
+    const keep = (g: Graph) => [...withoutBf16Kernel(g, profile), ...(p.keep.length ? selectNodes(g, { include: p.keep }) : [])];
     return {
       transform(component, model) {
         if (skipped(component, model)) return model;
-        const keep = (g: Graph) => [...withoutBf16Kernel(g, profile), ...(p.keep.length ? selectNodes(g, { include: p.keep }) : [])];
         float16Pass({ dtype: 'bfloat16', keep }).run(model);
         // the pass renames graph-edge values (`x_bf16`): block records follow
         refreshBlocks(model);
         return model;
       },
-      // every top-level module with an op that converts
+      // every top-level module with a float op that converts
       touches: (component, model) => {
         if (skipped(component, model)) return [];
-        const kept = new Set(withoutBf16Kernel(model.graph, profile));
-        return [...new Set(model.graph.nodeList().filter((n) => !kept.has(n)).map((n) => modulePath(n).split('.')[0]!))].filter(Boolean);
+        const kept = new Set([...keep(model.graph), ...float32Islands(model.graph)]);
+        const converts = (n: Node) => !kept.has(n) && [...n.inputs, ...n.outputs].some((v) => v?.dtype === 'float32');
+        return [...new Set(model.graph.nodeList().filter(converts).map((n) => modulePath(n).split('.')[0]!))].filter(Boolean);
       },
     };
   },
