@@ -9,6 +9,7 @@ import { int8Dynamic } from './quantizers/int8-dynamic.js';
 import { int4WeightOnly } from './quantizers/int4-weight-only.js';
 import { int8WeightOnly } from './quantizers/int8-weight-only.js';
 import { fp16 } from './quantizers/fp16.js';
+import { bf16 } from './quantizers/bf16.js';
 import { int8Static } from './quantizers/int8-static.js';
 import { fora } from './cachers/fora.js';
 import { fbcache } from './cachers/fbcache.js';
@@ -29,4 +30,4 @@ export function makeRegistry(algorithms: readonly Algorithm[]): Registry {
   return m;
 }
 
-export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8Static, int8WeightOnly, int4WeightOnly, fp16, fora, fbcache, teacache, taylorseer, deepcache, pab, fastercache, ortCompile] as Algorithm[]);
+export const ALGORITHMS: Registry = makeRegistry([qkv, int8Dynamic, int8Static, int8WeightOnly, int4WeightOnly, fp16, bf16, fora, fbcache, teacache, taylorseer, deepcache, pab, fastercache, ortCompile] as Algorithm[]);

@@ -5,7 +5,10 @@ import type { Pass } from './pass.js';
 import { inferDtypes } from '../type-inference.js';
 
 const FLOAT = onnxDataType('float32');
-const FLOAT16 = onnxDataType('float16');
+
+/** The half-precision type a pass converts to, and the suffix of the values it renames. */
+export type HalfDType = 'float16' | 'bfloat16';
+const SUFFIX: Record<HalfDType, string> = { float16: 'fp16', bfloat16: 'bf16' };
 
 /**
  * Converts a float32 graph to float16 compute (as onnxconverter-common's
@@ -13,24 +16,28 @@ const FLOAT16 = onnxDataType('float16');
  * (converted lazily, when saved), Casts to float become Casts to float16, and the graph's float
  * inputs and outputs stay float32 behind a Cast, so callers feed and read float32 as before.
  * Meant for GPU providers: on CPU most kernels have no float16 and onnxruntime inserts Casts.
+ * `dtype: 'bfloat16'` converts to bfloat16 the same way (the bf16 algorithm).
  */
-export function float16Pass(opts: { keep?: (g: Graph) => Iterable<Node> } = {}): Pass {
+export function float16Pass(opts: { keep?: (g: Graph) => Iterable<Node>; dtype?: HalfDType } = {}): Pass {
+  const half = opts.dtype ?? 'float16';
+  const HALF = onnxDataType(half);
+  const sfx = SUFFIX[half];
   return {
-    name: 'float16',
+    name: half,
     run(model: Model) {
       const g = model.graph;
       inferDtypes(g);
       // the caller's float32 nodes (modules that overflow in half precision) join the islands
       const keep = float32Islands(g);
       for (const n of opts.keep?.(g) ?? []) keep.add(n);
-      let changed = convertGraph(g, keep);
+      let changed = convertGraph(g, half, keep);
       const first = g.nodeList()[0];
       for (const input of g.inputs) {
         const uses = input.useList().filter((u) => !keep.has(u.node));
         if (input.dtype !== 'float32' || uses.length === 0) continue;
-        const cast = new Node('Cast', `${input.name}_to_fp16`);
-        cast.attributes.set('to', { type: 'int', value: FLOAT16 });
-        cast.outputs.push(new Value(`${input.name}_fp16`, 'float16', input.shape));
+        const cast = new Node('Cast', `${input.name}_to_${sfx}`);
+        cast.attributes.set('to', { type: 'int', value: HALF });
+        cast.outputs.push(new Value(`${input.name}_${sfx}`, half, input.shape));
         cast.inputs.push(input);
         g.insert(cast, first);
         for (const u of uses) u.node.setInput(u.index, cast.outputs[0]!);
@@ -38,8 +45,8 @@ export function float16Pass(opts: { keep?: (g: Graph) => Iterable<Node> } = {}):
       }
       g.outputs.forEach((out, i) => {
         if (out.dtype !== 'float32' || (out.producer && keep.has(out.producer))) return;
-        // the computed value keeps float16 under a new name; the output name goes to the Cast
-        const inner = new Value(`${out.name}_fp16`, 'float16', out.shape);
+        // the computed value keeps half precision under a new name; the output name goes to the Cast
+        const inner = new Value(`${out.name}_${sfx}`, half, out.shape);
         const producer = out.producer;
         if (!producer) return;
         producer.outputs[out.outputIndex] = inner;
@@ -93,12 +100,14 @@ export function float32Islands(g: Graph): Set<Node> {
   return keep;
 }
 
-function convertGraph(g: Graph, keep: Set<Node> = new Set()): boolean {
+function convertGraph(g: Graph, half: HalfDType, keep: Set<Node> = new Set()): boolean {
+  const HALF = onnxDataType(half);
+  const sfx = SUFFIX[half];
   let changed = false;
   for (const v of g.initializers.values()) {
     if (v.const!.dtype === 'float32' && !keepsFloat32(v, keep)) {
-      v.const = castTensor(v.const!, 'float16');
-      v.dtype = 'float16';
+      v.const = castTensor(v.const!, half);
+      v.dtype = half;
       changed = true;
     }
   }
@@ -107,29 +116,30 @@ function convertGraph(g: Graph, keep: Set<Node> = new Set()): boolean {
     n.outputs.forEach((o, i) => {
       // LayerNormalization's mean and inverse std-dev follow stash_type, not the data
       if (n.opType === 'LayerNormalization' && i > 0) return;
-      if (o.dtype === 'float32' && !g.outputs.includes(o) && !keepsFloat32(o, new Set())) o.dtype = 'float16';
+      if (o.dtype === 'float32' && !g.outputs.includes(o) && !keepsFloat32(o, new Set())) o.dtype = half;
     });
     if (n.opType === 'Cast' && !n.domain && n.attrInt('to', 0) === FLOAT) {
-      n.attributes.set('to', { type: 'int', value: FLOAT16 });
+      n.attributes.set('to', { type: 'int', value: HALF });
       changed = true;
     }
     for (const [k, a] of n.attributes) {
       if (a.type === 'tensor' && a.value.dtype === 'float32' && !(n.opType === 'Constant' && keepsFloat32(n.outputs[0]!, new Set()))) {
-        n.attributes.set(k, { type: 'tensor', value: castTensor(a.value, 'float16') });
+        n.attributes.set(k, { type: 'tensor', value: castTensor(a.value, half) });
         changed = true;
       }
     }
-    for (const sg of n.subgraphs()) if (convertGraph(sg)) changed = true;
+    for (const sg of n.subgraphs()) if (convertGraph(sg, half, keep)) changed = true;
   }
-  // where a float32 island meets float16 nodes: a Cast each way
+  // where a float32 island meets half-precision nodes: a Cast each way
   const casts = new Map<Value, Value>();
-  const castOf = (v: Value, to: 'float16' | 'float32', before: Node): Value => {
+  const castOf = (v: Value, to: HalfDType | 'float32', before: Node): Value => {
     let c = casts.get(v);
     if (!c) {
-      const node = new Node('Cast', `${v.name}_to_${to === 'float16' ? 'fp16' : 'fp32'}`);
-      node.attributes.set('to', { type: 'int', value: to === 'float16' ? FLOAT16 : FLOAT });
+      const tag = to === 'float32' ? 'fp32' : sfx;
+      const node = new Node('Cast', `${v.name}_to_${tag}`);
+      node.attributes.set('to', { type: 'int', value: to === 'float32' ? FLOAT : HALF });
       node.inputs.push(v);
-      c = new Value(`${v.name}_${to === 'float16' ? 'fp16' : 'fp32'}`, to, v.shape);
+      c = new Value(`${v.name}_${tag}`, to, v.shape);
       node.outputs.push(c);
       g.insert(node, before);
       casts.set(v, c);
@@ -141,8 +151,8 @@ function convertGraph(g: Graph, keep: Set<Node> = new Set()): boolean {
       if (!v) return;
       const island = keep.has(n);
       const fromIsland = !!v.producer && keep.has(v.producer);
-      if (island && v.dtype === 'float16' && !fromIsland) n.setInput(i, castOf(v, 'float32', n));
-      else if (!island && fromIsland && v.dtype === 'float32' && !FLOAT32_INPUTS[n.opType]?.includes(i)) n.setInput(i, castOf(v, 'float16', n));
+      if (island && v.dtype === half && !fromIsland) n.setInput(i, castOf(v, 'float32', n));
+      else if (!island && fromIsland && v.dtype === 'float32' && !FLOAT32_INPUTS[n.opType]?.includes(i)) n.setInput(i, castOf(v, half, n));
     });
   }
   if (casts.size) changed = true;
