@@ -41,22 +41,26 @@ function quantizable(nodes: readonly Node[]): Node[] {
  * with a quantized output, so its Q/DQ pairs would stay in the optimized graph: error for no speed.
  */
 function becomesGemm(n: Node): boolean {
-  return rank(n.inputs[0]!) === 2 && !!biasAdd(n, constWeight2D(n)!.const!.shape[1]!);
+  return !!biasAdd(n, constWeight2D(n)!.const!.shape[1]!) && rank(n.inputs[0]!, RANK_DEPTH) === 2;
 }
 
 const FIRST_RANK = new Set(['Cast', 'Concat', 'Split', 'Slice', 'Transpose', 'Softmax', 'LayerNormalization', 'Conv', 'Identity', 'Neg', 'Sqrt', 'Exp', 'Cos', 'Sin', 'Sigmoid', 'Tanh', 'Relu', 'Erf', 'Gelu']);
 const BROADCAST_RANK = new Set(['Mul', 'Add', 'Sub', 'Div', 'Pow', 'Where', 'MatMul']);
 
-/** A value's rank where the graph fixes it (shapes are often unknown; ranks rarely are), else undefined. */
-function rank(v: Value, seen = new Map<Value, number | undefined>()): number | undefined {
+/** How far up its producers a rank is looked for: a time embedding is a dozen nodes from the inputs; deeper, quantize as before. */
+const RANK_DEPTH = 48;
+
+/** A value's rank where the graph fixes it within `depth` producers (shapes are often unknown; ranks rarely are), else undefined. */
+function rank(v: Value, depth: number, seen = new Map<Value, number | undefined>()): number | undefined {
   if (v.shape) return v.shape.length;
   if (v.const) return v.const.shape.length;
+  // each value once (a diamond such as x × sigmoid(x) would otherwise be walked twice per level)
   if (seen.has(v)) return seen.get(v);
   seen.set(v, undefined);
   const p = v.producer;
-  const of = (i: number) => (p?.inputs[i] ? rank(p.inputs[i]!, seen) : undefined);
+  const of = (i: number) => (p?.inputs[i] ? rank(p.inputs[i]!, depth - 1, seen) : undefined);
   let r: number | undefined;
-  if (!p || p.domain) r = undefined;
+  if (!p || p.domain || depth <= 0) r = undefined;
   else if (p.opType === 'Gemm' || p.opType === 'Shape') r = p.opType === 'Gemm' ? 2 : 1;
   else if (p.opType === 'Expand') r = maxKnown([of(0), length(p.inputs[1])]);
   else if (p.opType === 'Unsqueeze') {
