@@ -59,6 +59,9 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   const timeEmb = [...m.graph.nodes()].filter((n) => n.opType === 'MatMul' && modulePath(n).endsWith('time_emb_proj'));
   assert.equal(timeEmb.length, 22);
   for (const n of timeEmb) assert.notEqual(n.inputs[0]!.producer?.opType, 'DequantizeLinear', n.name);
+  const touched = int8Static.apply(int8Static.schema.parse({}), folderTarget(fixture('pipelines', 'sd15-tiny'))).touches!(d.component, d.build());
+  assert.ok(touched.some((p) => p.endsWith('to_q')) && touched.some((p) => p.endsWith('conv1')), touched.join());
+  assert.ok(!touched.some((p) => p.endsWith('time_emb_proj')), 'time_emb_proj is not touched');
   // a node is quantized when its weight is dequantized (a float Conv may read a quantized Conv's output)
   const quantized = (op: string) => [...m.graph.nodes()].filter((n) => n.opType === op && n.inputs[1]?.producer?.opType === 'DequantizeLinear').length;
   const err = relL2(await runOnce(m, d), ref);

@@ -31,7 +31,8 @@ export function observedValues(nodes: readonly Node[]): string[] {
   return [...names];
 }
 
-function quantizable(nodes: readonly Node[]): Node[] {
+/** The nodes among `nodes` a QDQ rewrite quantizes (given ranges): what int8Static touches. */
+export function quantizable(nodes: readonly Node[]): Node[] {
   return nodes.filter((n) => !n.domain && ((n.opType === 'Conv' && n.inputs[1]?.const?.dtype === 'float32') || (n.opType === 'MatMul' && constWeight2D(n) && !becomesGemm(n))));
 }
 
