@@ -5,6 +5,7 @@ import { quantizeStatic, uint8Params, observedValues, type Range } from '../../s
 import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
 import { psnrDb } from '../../src/eval/metrics.js';
 import { loadModel } from '../../src/ir/model-file.js';
+import { modulePath } from '../../src/ir/modules.js';
 import { loadPipeline } from '../../src/pipelines/loader.js';
 import { Session } from '../../src/runtime/session.js';
 import { calibrate, exposeRanges } from '../../src/smash/calibrate.js';
@@ -53,19 +54,36 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   const after = opCounts(m);
   assert.ok(after.get('QuantizeLinear')! > 0 && after.get('DequantizeLinear')! > after.get('QuantizeLinear')!);
   assert.equal(after.get('Conv'), before.get('Conv'), 'QDQ keeps the Convs until ONNX Runtime fuses them');
+  // the time_emb_proj MatMuls (rank-2 input, bias Add) stay float: ONNX Runtime makes them Gemms,
+  // which it never fuses with Q/DQ inputs alone
+  const timeEmb = [...m.graph.nodes()].filter((n) => n.opType === 'MatMul' && modulePath(n).endsWith('time_emb_proj'));
+  assert.equal(timeEmb.length, 22);
+  for (const n of timeEmb) assert.notEqual(n.inputs[0]!.producer?.opType, 'DequantizeLinear', n.name);
+  const touched = int8Static.apply(int8Static.schema.parse({}), folderTarget(fixture('pipelines', 'sd15-tiny'))).touches!(d.component, d.build());
+  assert.ok(touched.some((p) => p.endsWith('to_q')) && touched.some((p) => p.endsWith('conv1')), touched.join());
+  assert.ok(!touched.some((p) => p.endsWith('time_emb_proj')), 'time_emb_proj is not touched');
+  // a node is quantized when its weight is dequantized (a float Conv may read a quantized Conv's output)
+  const quantized = (op: string) => [...m.graph.nodes()].filter((n) => n.opType === op && n.inputs[1]?.producer?.opType === 'DequantizeLinear').length;
   const err = relL2(await runOnce(m, d), ref);
   console.log(`int8Static (QDQ) sd15-unet-tiny: ${count} nodes, relL2 ${err.toExponential(2)}`);
-  // above the issue's 5e-2 on this random-weight UNet (7.9e-2): ~290 per-tensor uint8 activation
-  // roundings (Conv inputs alone 5.3e-2, Conv outputs 5.1e-2, MatMul inputs 3.0e-2) plus per-channel
-  // int8 weights (3.0e-2 alone), ~0.5% each, spread over every layer and passed on undamped by random
-  // weights; MSE-optimal ranges reach 7.5e-2 only. The trained UNet below stays within 5e-2.
-  assert.ok(err < 1e-1, `relL2 ${err}`);
-  // what ONNX Runtime makes of it
+  // above the issue's 5e-2 on this random-weight UNet (7.4e-2; 7.9e-2 with time_emb_proj quantized
+  // too; down_blocks.1's conv_shortcut, reading the downsampler's dequantized output, stays float: sharing
+  // that pair fuses it but costs shapes-sd 1–3 dB PSNR): ~270 per-tensor uint8 activation roundings (Conv inputs alone 5.3e-2, Conv outputs 5.1e-2,
+  // MatMul inputs 3.0e-2) plus per-channel int8 weights (3.0e-2 alone), ~0.5% each, spread over every
+  // layer and passed on undamped by random weights. Without the Conv outputs' Q (so no QLinearConv, no
+  // speed) it is still 6.6e-2; MSE-optimal activation ranges reached 7.5e-2, MSE-optimal weight clipping
+  // 7.9e-2 (worse). The trained UNet below stays within 5e-2.
+  assert.ok(err < 8e-2, `relL2 ${err}`);
+  // what ONNX Runtime makes of it: every Conv and MatMul given Q/DQ fuses into an int8 kernel
   const file = join(tmp.dir, 'optimized.onnx');
   await (await Session.create(m, { threads: 1, optimizedModelPath: file })).release();
-  const fused = opCounts(loadModel(file));
-  assert.ok((fused.get('QLinearConv') ?? 0) > 0, `QLinearConv in ${[...fused.keys()].join(', ')}`);
-  assert.ok((fused.get('MatMulIntegerToFloat') ?? 0) > 0, `MatMulIntegerToFloat in ${[...fused.keys()].join(', ')}`);
+  const optimized = loadModel(file);
+  const fused = opCounts(optimized);
+  assert.equal(fused.get('QLinearConv'), quantized('Conv'), `QLinearConv in ${[...fused.keys()].join(', ')}`);
+  assert.equal(fused.get('MatMulIntegerToFloat'), quantized('MatMul'), `MatMulIntegerToFloat in ${[...fused.keys()].join(', ')}`);
+  assert.equal(quantized('Conv') + quantized('MatMul'), count);
+  const unfused = [...optimized.graph.nodes()].filter((n) => ['Conv', 'MatMul', 'Gemm', 'FusedMatMul'].includes(n.opType) && n.inputs[1]?.producer?.opType === 'DequantizeLinear');
+  assert.deepEqual(unfused.map((n) => n.name), [], 'float kernels reading dequantized weights');
 });
 
 test('QDQ on the trained shapes-sd UNet, ranges from one run: within the issue\'s 5e-2', async () => {

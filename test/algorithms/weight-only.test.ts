@@ -5,7 +5,8 @@ import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
 import { constWeight2D } from '../../src/algorithms/quantizers/linear.js';
 import { toFloat32 } from '../../src/core/float.js';
 import { relL2 } from '../helpers.js';
-import { fluxDenoiser, opCounts, runOnce, sd3Denoiser, trainedUnetDenoiser } from './denoisers.js';
+import { fluxDenoiser, opCounts, runOnce, sd3Denoiser, trainedUnetDenoiser, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
+import type { Model } from '../../src/ir/graph.js';
 
 /** The layer's weight error bound: relative L2 of the dequantized weights by bit width. */
 const LAYER_BOUND = { 4: 0.12, 8: 0.008 };
@@ -42,33 +43,50 @@ test('MatMulNBits packing: every weight within half a step of its block scale, 4
   for (const bits of [4, 8] as const) for (const zeroPoints of [false, true]) for (const blockSize of [32, 64]) assertBlockError(w, K, N, { bits, blockSize, zeroPoints });
 });
 
+/**
+ * Quantizes the denoiser's target MatMuls with `o`, checks the op counts and every replaced
+ * layer's dequantized weights against the per-layer bound; returns the count and output error.
+ */
+async function quantizeChecked(d: FixtureDenoiser, o: NBitsOptions): Promise<{ m: Model; count: number; err: number }> {
+  const ref = await runOnce(d.build(), d);
+  const m = d.build();
+  const before = opCounts(m);
+  const targets = targetNodes(m.graph, d.component, {});
+  const weights = new Map(targets.filter((n) => n.opType === 'MatMul').map((n) => [n.name, constWeight2D(n)?.const]));
+  const count = quantizeMatMulsNBits(m, targets, o);
+  const after = opCounts(m);
+  assert.ok(count > 0);
+  assert.equal(after.get('MatMulNBits'), count);
+  assert.equal(before.get('MatMul')! - after.get('MatMul')!, count);
+  // the per-layer weight error bound, on the weights actually replaced
+  let layers = 0;
+  for (const n of m.graph.nodes()) {
+    if (n.opType !== 'MatMulNBits') continue;
+    const w = weights.get(n.name.replace(/MatMulNBits(_\d+)?$/, 'MatMul$1'))!;
+    assert.ok(w, n.name);
+    assertBlockError(toFloat32(w), w.shape[0]!, w.shape[1]!, o);
+    layers++;
+  }
+  assert.equal(layers, count);
+  return { m, count, err: relL2(await runOnce(m, d), ref) };
+}
+
 for (const [bits, bound] of [[4, 1e-1], [8, 5e-2]] as const) {
   test(`int${bits}WeightOnly on Flux: MatMuls become MatMulNBits, excluded modules stay float, output within ${bound}`, async () => {
-    const d = fluxDenoiser();
-    const ref = await runOnce(d.build(), d);
-    const m = d.build();
-    const before = opCounts(m);
-    const targets = targetNodes(m.graph, d.component, {});
-    const weights = new Map(targets.filter((n) => n.opType === 'MatMul').map((n) => [n.name, constWeight2D(n)?.const]));
     const o: NBitsOptions = { bits, blockSize: 32, zeroPoints: false };
-    const count = quantizeMatMulsNBits(m, targets, o);
-    const after = opCounts(m);
-    assert.ok(count > 0);
-    assert.equal(after.get('MatMulNBits'), count);
-    assert.equal(before.get('MatMul')! - after.get('MatMul')!, count);
-    // the per-layer weight error bound, on the weights actually replaced
-    for (const n of m.graph.nodes()) {
-      if (n.opType !== 'MatMulNBits') continue;
-      const w = weights.get(n.name.replace(/MatMulNBits(_\d+)?$/, 'MatMul$1'))!;
-      assert.ok(w, n.name);
-      assertBlockError(toFloat32(w), w.shape[0]!, w.shape[1]!, o);
-    }
+    const { m, count, err } = await quantizeChecked(fluxDenoiser(), o);
     assert.ok([...m.graph.nodes()].some((n) => n.opType === 'MatMul' && n.name === '/proj_out/MatMul'), 'proj_out stays float');
-    const err = relL2(await runOnce(m, d), ref);
     console.log(`int${bits}WeightOnly flux-transformer-tiny: ${count} MatMuls, relL2 ${err.toExponential(2)}`);
     assert.ok(err < bound, `relL2 ${err}`);
   });
 }
+
+test('int8WeightOnly on the random-weight UNet: every layer within its weight bound, output within the issue\'s 5e-2', async () => {
+  const { count, err } = await quantizeChecked(unetDenoiser(), { bits: 8, blockSize: 32, zeroPoints: false });
+  console.log(`int8WeightOnly sd15-unet-tiny: ${count} MatMuls, relL2 ${err.toExponential(2)}`);
+  assert.equal(count, 182);
+  assert.ok(err < 5e-2, `relL2 ${err}`); // 1.3e-2 measured
+});
 
 test('int4WeightOnly with zero points and block 64 on SD3 runs and stays within 1e-1', async () => {
   const d = sd3Denoiser();
@@ -80,10 +98,20 @@ test('int4WeightOnly with zero points and block 64 on SD3 runs and stays within 
   assert.ok(err < 1e-1, `relL2 ${err}`);
 });
 
+test('int4WeightOnly on the random-weight UNet: every layer within its weight bound; the output above the issue\'s 1e-1', async () => {
+  // 0.198 (0.173 with zero points, 0.187 with blocks of 16): 182 layers, each at the ~7–9% weight
+  // error of 16 uniform levels — already the least-squared-error range per block — spread over every
+  // kind of layer (feed-forward in alone 0.12, out 0.09; each attention projection 0.04–0.06,
+  // time_emb_proj 0.02) and passed on undamped by random weights. Even with every feed-forward and
+  // to_out layer at 8 bits (60% of the weights) it is 0.12, so no mixed scheme a user would pick
+  // reaches 1e-1 here; the trained UNet below is at 2.0e-2. This guards the figure against regressions.
+  const { count, err } = await quantizeChecked(unetDenoiser(), { bits: 4, blockSize: 32, zeroPoints: false });
+  console.log(`int4WeightOnly sd15-unet-tiny: ${count} MatMuls, relL2 ${err.toExponential(2)}`);
+  assert.equal(count, 182);
+  assert.ok(err < 0.21, `relL2 ${err}`);
+});
+
 test('int4WeightOnly on the trained shapes-sd UNet stays within 1e-1', async () => {
-  // the random-weight UNet fixture gives 0.20 (0.17 with zero points): 182 layers, each at the
-  // ~8–9% weight error 4 bits cost, spread over every kind of layer (feed-forward in 0.12, out 0.09;
-  // each attention projection 0.04–0.06, time_emb_proj 0.02), passed on undamped by random weights
   const d = trainedUnetDenoiser();
   const ref = await runOnce(d.build(), d);
   const m = d.build();

@@ -9,7 +9,7 @@ import { profileRuns } from '../../runtime/profiles.js';
 import type { Graph } from '../../ir/graph.js';
 import { modulePath } from '../../ir/modules.js';
 import { defineAlgorithm, supported, unsupported, type ComponentInfo } from '../algorithm.js';
-import { observedValues, quantizeStatic, type Range } from './qdq.js';
+import { observedValues, quantizable, quantizeStatic, type Range } from './qdq.js';
 import { targetFields, targetNodes } from './targets.js';
 
 /** Prompts of no particular model, across subjects: what calibration runs unless told otherwise. */
@@ -56,7 +56,7 @@ export const int8Static = defineAlgorithm({
         quantizeStatic(model, nodes(component, model.graph), ranges);
         return model;
       },
-      touches: (component, model) => [...new Set(nodes(component, model.graph).map(modulePath))],
+      touches: (component, model) => [...new Set(quantizable(nodes(component, model.graph)).map(modulePath))],
     };
   },
 });
