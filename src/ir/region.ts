@@ -15,7 +15,7 @@ import { sortGraph } from './passes/topological-sort.js';
  *                    else_branch: Identity(replacement of e) ─► e
  *
  * Values produced in the region and read outside it (or graph outputs) escape: they become the
- * If's outputs (which take over their names, so consumers and graph outputs keep theirs). Outer
+ * If's outputs (which take over their names, so consumers and graph outputs keep theirs; `expose` renames them instead). Outer
  * values the region reads are captured by name, as ONNX subgraphs read enclosing scopes.
  * Initializers only the region reads move into the then-branch, so its weights sit in the
  * branch's own initializers (onnxruntime runs such a branch as fast as the plain graph).
@@ -31,7 +31,11 @@ export interface RegionOptions {
    * a function creating one (e.g. `newInputs(graph, (v) => 'cached.' + v.name)`). Dtypes must match.
    */
   replacement: Map<Value, Value> | ((escaping: Value, index: number) => Value);
-  /** also expose each escaping value (the If's output) as a graph output with this name */
+  /**
+   * also expose each escaping value as a graph output with this name: the If's output itself,
+   * renamed (an escaping value that is a graph output already keeps its name, and an Identity
+   * gives the exposed one)
+   */
   expose?: (escaping: Value, index: number) => string;
 }
 
@@ -46,7 +50,7 @@ export interface Region {
   outputs: Value[];
   /** the else-branch's values, one per escaping value */
   replacements: Value[];
-  /** graph outputs added by `expose`, one per escaping value (empty without it) */
+  /** graph outputs added by `expose`, one per escaping value (empty without it): mostly `outputs` themselves */
   exposed: Value[];
   /** initializers moved into the then-branch */
   movedInitializers: string[];
@@ -204,6 +208,15 @@ export function gateRegion(graph: Graph, nodes: Iterable<Node>, opts: RegionOpti
     outputs.forEach((o, i) => {
       const outName = opts.expose!(escaping[i]!, i);
       if (taken.has(outName)) throw new CompatibilityError('REGION_NAME_TAKEN', `graph '${graph.name}' already has a value named '${outName}'`);
+      // the If's output itself becomes the graph output, renamed: an Identity would copy it on
+      // every call (onnxruntime cannot drop an Identity whose result is a graph output)
+      if (!graph.outputs.includes(o)) {
+        o.name = outName;
+        graph.outputs.push(o);
+        exposed.push(o);
+        return;
+      }
+      // an escaping graph output keeps its name: the exposed name is a copy of it
       const id = new Node('Identity', `${name}/expose/Identity_${i}`);
       id.inputs.push(o);
       id.outputs.push(new Value(outName, o.dtype, o.shape ? [...o.shape] : undefined));

@@ -61,6 +61,31 @@ test('gateRegion: escaping graph outputs keep their names, weights only the regi
   await s.release();
 });
 
+test('gateRegion: an exposed escaping value is the If\'s own output, renamed (no Identity copy), read by its consumers too', async () => {
+  const bld = new GraphBuilder();
+  const x = bld.input('x', 'float32', [4]);
+  const b = bld.add(x, bld.weight('w_own', tensor.f32([4], [-5, 1, -1, 5])));
+  const c = bld.op('Relu', [b]);
+  bld.output(bld.mul(c, c), 'y');
+  const model = bld.model();
+  const g = model.graph;
+  const r = gateRegion(g, [b.producer!, c.producer!], { replacement: newInputs(g, () => 'kept', () => [4]), expose: () => 'cut' });
+  assert.deepEqual(g.nodeList().map((n) => n.opType), ['If', 'Mul']);
+  assert.deepEqual(g.outputs.map((v) => v.name), ['y', 'cut']);
+  assert.equal(r.exposed[0], r.outputs[0]);
+  assert.equal(g.outputs[1], r.outputs[0]);
+  assert.deepEqual(g.nodeList()[1]!.inputs, [r.outputs[0], r.outputs[0]]);
+
+  const s = await Session.create(model);
+  const on = await s.run({ x: f32([4], [1, 1, 1, 1]), cond: bool(true), kept: f32([4], [0, 0, 0, 0]) });
+  assert.deepEqual([...(on.outputs.cut!.data as Float32Array)], [0, 2, 0, 6]);
+  assert.deepEqual([...(on.outputs.y!.data as Float32Array)], [0, 4, 0, 36]);
+  const off = await s.run({ x: f32([4], [1, 1, 1, 1]), cond: bool(false), kept: f32([4], [1, 2, 3, 4]) });
+  assert.deepEqual([...(off.outputs.cut!.data as Float32Array)], [1, 2, 3, 4]);
+  assert.deepEqual([...(off.outputs.y!.data as Float32Array)], [1, 4, 9, 16]);
+  await s.release();
+});
+
 test('gateRegion refuses a region with a hole, and convexHull fills it', () => {
   const { model, a, b, c } = small();
   const g = model.graph;
@@ -152,7 +177,8 @@ test('flux: the blocks after the first behind an If give the original output (co
     const mg = manual.graph;
     const byName = mg.values();
     region.escaping.forEach((v, i) => {
-      const orig = byName.get(region.outputs[i]!.name)!;
+      // the If's outputs carry the exposed names; inside the branch, the original ones get a suffix
+      const orig = byName.get(v.name.slice(0, -'/blocks_after_first/If/then'.length))!;
       const input = new Value(cachedInputs[i]!, orig.dtype ?? 'float32', ['batch_size', null, null]);
       mg.inputs.push(input);
       mg.replaceAllUses(orig, input);

@@ -82,12 +82,13 @@ function topLevel(g: Graph, n: Node): Node | undefined {
 }
 
 /**
- * Adds to `nodes` the nodes of module `prefix` whose every result is read only by the set
- * (a block's norm feeding only its attention): work a reused step would otherwise do for nothing.
+ * Adds to `nodes` the nodes of module `prefix` (of any module without it) whose every result is
+ * read only by the set (a block's norm feeding only its attention; the rotary embedding feeding
+ * only skipped blocks): work a reused step would otherwise do for nothing.
  */
-export function absorbExclusiveProducers(g: Graph, nodes: Set<Node>, prefix: string): Set<Node> {
+export function absorbExclusiveProducers(g: Graph, nodes: Set<Node>, prefix?: string): Set<Node> {
   const outs = new Set(g.outputs);
-  const inBlock = (n: Node) => { const p = modulePath(n); return p === prefix || p.startsWith(`${prefix}.`); };
+  const inBlock = (n: Node) => { if (prefix === undefined) return true; const p = modulePath(n); return p === prefix || p.startsWith(`${prefix}.`); };
   for (let changed = true; changed;) {
     changed = false;
     for (const n of g.nodeList().reverse()) {
@@ -115,7 +116,8 @@ function leavingValues(g: Graph, nodes: Set<Node>): Value[] {
  * dims (every value leaving the part must have that rank). See the module comment.
  */
 export function cutPart(g: Graph, spec: CutPart, cond: Value, rank: number, lowering: Lowering): Cut {
-  const nodes = convexHull(g, spec.nodes);
+  // what only the part reads goes with it (in the 'if' lowering a reused step skips it too)
+  const nodes = absorbExclusiveProducers(g, convexHull(g, spec.nodes));
   if (!nodes.size) throw new CompatibilityError('CACHE_EMPTY', `cache part '${spec.part}' has no nodes`);
   const leaving = leavingValues(g, nodes);
   if (leaving.some((v) => !v.dtype)) inferDtypes(g);
