@@ -2,7 +2,7 @@
 // (peak RSS is per process: VmHWM), on a converted ONNX pipeline folder, e.g. a full-size SD 1.5:
 //   node bin/smash.js create-random --pipeline sd15 --dtype fp16 --out /tmp/sd15
 //   node bin/smash.js convert /tmp/sd15 --out /tmp/sd15-onnx
-//   node bench/memory.mjs --model /tmp/sd15-onnx [--width 512 --height 512 --steps 2] [--config name,...]
+//   node bench/memory.mjs --model /tmp/sd15-onnx [--width 512 --height 512 --steps 2] [--config name,...] [--glibc-malloc]
 // Runs the configurations one after another (never in parallel: each holds the whole pipeline)
 // and writes bench/results/memory.json. Weights = the bytes of the ONNX files the pipeline loads.
 import { spawnSync } from 'node:child_process';
@@ -17,6 +17,8 @@ const { values } = parseArgs({
     model: { type: 'string' }, width: { type: 'string' }, height: { type: 'string' }, steps: { type: 'string' },
     guidance: { type: 'string' }, config: { type: 'string' }, child: { type: 'string' }, threads: { type: 'string' },
     'max-sequence-length': { type: 'string' }, out: { type: 'string' },
+    // children keep glibc's malloc defaults instead of the allocator settings the CLI runs under
+    'glibc-malloc': { type: 'boolean' },
   },
 });
 
@@ -56,7 +58,7 @@ if (values.child) {
   const cpu = process.cpuUsage(cpu0);
   const afterGenerate = rssBytes();
   process.stdout.write(`${JSON.stringify({
-    config: values.child, nodeBaselineRssBytes: baseRss, loadMs, afterLoadRssBytes: afterLoad, afterGenerateRssBytes: afterGenerate,
+    config: values.child, mallocEnv: process.env.MALLOC_MMAP_THRESHOLD_ ?? null, nodeBaselineRssBytes: baseRss, loadMs, afterLoadRssBytes: afterLoad, afterGenerateRssBytes: afterGenerate,
     peakRssBytes: peakRssBytes(), timings: r.timings, cpuMs: (cpu.user + cpu.system) / 1000,
   })}\n`);
   await pipe.release();
@@ -78,6 +80,9 @@ function weightBytes(dir) {
   return n;
 }
 const weights = weightBytes(values.model);
+// each child runs as the `smash` CLI does: under the allocator settings (src/runtime/memory.ts)
+const { allocatorEnv } = await import(join(root, 'dist', 'runtime', 'memory.js'));
+const childEnv = { ...process.env, ...(values['glibc-malloc'] ? {} : allocatorEnv()) };
 const names = values.config ? values.config.split(',') : Object.keys(CONFIGS);
 const gib = (b) => (b / 2 ** 30).toFixed(2);
 const rows = [];
@@ -85,7 +90,7 @@ console.log(`${values.model}: weights ${gib(weights)} GiB`);
 for (const name of names) {
   if (!CONFIGS[name]) throw new Error(`unknown configuration ${name} (${Object.keys(CONFIGS).join(', ')})`);
   const args = [fileURLToPath(import.meta.url), '--child', name, ...process.argv.slice(2).filter((a, i, all) => a !== '--config' && all[i - 1] !== '--config')];
-  const p = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawnSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: childEnv });
   if (p.status !== 0) {
     console.log(`${name}: failed (exit ${p.status ?? p.signal})`);
     rows.push({ config: name, failed: p.status ?? p.signal });

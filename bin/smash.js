@@ -1,4 +1,14 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in dist/ (built by `npm ci` through the `prepare` script).
-import { main } from '../dist/cli/main.js';
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+// Commands that run sessions start again under glibc settings that return freed memory
+// (src/cli/relaunch.ts); the CLI itself is imported only in the process that runs it.
+import { fileURLToPath } from 'node:url';
+import { relaunchWithAllocatorEnv } from '../dist/cli/relaunch.js';
+
+const args = process.argv.slice(2);
+const relaunched = relaunchWithAllocatorEnv(fileURLToPath(import.meta.url), args);
+if (relaunched) process.exitCode = await relaunched;
+else {
+  const { main } = await import('../dist/cli/main.js');
+  process.exitCode = await main(args);
+}

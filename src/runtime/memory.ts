@@ -51,3 +51,30 @@ export class PeakTracker {
     return peak > this.startPeak ? peak : this.max;
   }
 }
+
+/**
+ * glibc malloc settings under which the memory onnxruntime frees goes back to the system, and
+ * activations sit on huge pages. By default glibc raises its mmap threshold each time a block
+ * above it is freed (up to 32 MiB), so after a few runs activations of up to 32 MiB come from the
+ * heap, and freed heap blocks stay resident: a full-size SD 1.5 generation kept 0.7 GiB after the
+ * UNet's steps and peaked in the VAE decode on top of it (README, "Memory"). A fixed threshold
+ * stops the raising; every activation is then a fresh mapping, whose 4 KiB page faults cost more
+ * than the heap saved, unless malloc asks for transparent huge pages (`glibc.malloc.hugetlb=1`,
+ * glibc 2.35+, older ones ignore it): the VAE decoder then ran in a third of glibc's default CPU
+ * time. glibc reads these at process start, so only a new process gets them: the `smash` CLI
+ * relaunches itself with them (src/cli/relaunch.ts); a program embedding the library sets them.
+ */
+export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
+
+/**
+ * The variables to add to `env` for a process that runs sessions (`ALLOCATOR_ENV`, with other
+ * tunables already in GLIBC_TUNABLES kept): undefined off Linux, when `env` sets glibc's malloc
+ * already (MALLOC_MMAP_THRESHOLD_, or malloc tunables in GLIBC_TUNABLES: the user's choice wins)
+ * or when SMASH_MALLOC_ENV=0 turns it off.
+ */
+export function allocatorEnv(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): Record<string, string> | undefined {
+  if (platform !== 'linux' || env.SMASH_MALLOC_ENV === '0') return undefined;
+  const tunables = env.GLIBC_TUNABLES ?? '';
+  if (env.MALLOC_MMAP_THRESHOLD_ !== undefined || /glibc\.malloc\./.test(tunables)) return undefined;
+  return { ...ALLOCATOR_ENV, GLIBC_TUNABLES: tunables ? `${tunables}:${ALLOCATOR_ENV.GLIBC_TUNABLES}` : ALLOCATOR_ENV.GLIBC_TUNABLES! };
+}
