@@ -2,7 +2,7 @@
 // (peak RSS is per process: VmHWM), on a converted ONNX pipeline folder, e.g. a full-size SD 1.5:
 //   node bin/smash.js create-random --pipeline sd15 --dtype fp16 --out /tmp/sd15
 //   node bin/smash.js convert /tmp/sd15 --out /tmp/sd15-onnx
-//   node bench/memory.mjs --model /tmp/sd15-onnx [--width 512 --height 512 --steps 2] [--config name,...] [--glibc-malloc]
+//   node bench/memory.mjs --model /tmp/sd15-onnx [--width 512 --height 512 --steps 2] [--config name,...] [--allocator-env]
 // Runs the configurations one after another (never in parallel: each holds the whole pipeline)
 // and writes bench/results/memory.json. Weights = the bytes of the ONNX files the pipeline loads.
 import { spawnSync } from 'node:child_process';
@@ -17,8 +17,8 @@ const { values } = parseArgs({
     model: { type: 'string' }, width: { type: 'string' }, height: { type: 'string' }, steps: { type: 'string' },
     guidance: { type: 'string' }, config: { type: 'string' }, child: { type: 'string' }, threads: { type: 'string' },
     'max-sequence-length': { type: 'string' }, out: { type: 'string' },
-    // children keep glibc's malloc defaults instead of the allocator settings the CLI runs under
-    'glibc-malloc': { type: 'boolean' },
+    // children run under the allocator settings the CLI's --low-memory sets (default: glibc's, as a program gets)
+    'allocator-env': { type: 'boolean' },
   },
 });
 
@@ -82,7 +82,7 @@ function weightBytes(dir) {
 const weights = weightBytes(values.model);
 // each child runs as the `smash` CLI does: under the allocator settings (src/runtime/memory.ts)
 const { allocatorEnv } = await import(join(root, 'dist', 'runtime', 'memory.js'));
-const childEnv = { ...process.env, ...(values['glibc-malloc'] ? {} : allocatorEnv()) };
+const childEnv = { ...process.env, ...(values['allocator-env'] ? allocatorEnv() : {}) };
 const names = values.config ? values.config.split(',') : Object.keys(CONFIGS);
 const gib = (b) => (b / 2 ** 30).toFixed(2);
 const rows = [];

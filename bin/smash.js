@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in dist/ (built by `npm ci` through the `prepare` script).
-// Commands that run sessions start again under glibc settings that return freed memory
-// (src/cli/relaunch.ts); the CLI itself is imported only in the process that runs it.
+// Under --low-memory (or SMASH_MALLOC_ENV=1), commands that run sessions start again under glibc
+// settings that return freed memory (src/cli/relaunch.ts); the CLI itself is imported only in
+// the process that runs it.
 import { fileURLToPath } from 'node:url';
 import { relaunchWithAllocatorEnv } from '../dist/cli/relaunch.js';
 

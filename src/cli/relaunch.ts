@@ -1,7 +1,9 @@
 /**
  * The CLI's relaunch under the allocator settings of `allocatorEnv` (src/runtime/memory.ts):
  * glibc reads them at process start, so a command that runs sessions starts a second Node with
- * them set and waits for it. Kept light: bin/smash.js imports it before the rest of the CLI.
+ * them set and waits for it. They trade speed for memory (see ALLOCATOR_ENV), so only where the
+ * user asked for memory: `--low-memory`, or SMASH_MALLOC_ENV=1. Kept light: bin/smash.js imports
+ * it before the rest of the CLI.
  */
 import { spawn } from 'node:child_process';
 import { allocatorEnv } from '../runtime/memory.js';
@@ -11,12 +13,13 @@ const SESSION_COMMANDS = new Set(['generate', 'eval', 'optimize']);
 
 /**
  * Runs `script` again in a new Node process with the allocator settings when `args` name a
- * command that runs sessions and the environment lacks them; resolves to its exit code (a signal
+ * command that runs sessions, the user asked for them and the environment lacks them; resolves to its exit code (a signal
  * that ended it is raised on this process), or undefined when no relaunch is needed.
  */
 export function relaunchWithAllocatorEnv(script: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> | undefined {
   const command = args.find((a) => !a.startsWith('-'));
-  const extra = command && SESSION_COMMANDS.has(command) ? allocatorEnv(env) : undefined;
+  const wanted = env.SMASH_MALLOC_ENV === '1' || args.includes('--low-memory');
+  const extra = wanted && command && SESSION_COMMANDS.has(command) ? allocatorEnv(env) : undefined;
   if (!extra) return undefined;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: 'inherit', env: { ...env, ...extra } });

@@ -108,8 +108,12 @@ export class PeakTracker {
  * stops the raising; every activation is then a fresh mapping, whose 4 KiB page faults cost more
  * than the heap saved, unless malloc asks for transparent huge pages (`glibc.malloc.hugetlb=1`,
  * glibc 2.35+, older ones ignore it): the VAE decoder then ran in a third of glibc's default CPU
- * time. glibc reads these at process start, so only a new process gets them: the `smash` CLI
- * relaunches itself with them (src/cli/relaunch.ts); a program embedding the library sets them.
+ * time. But at the benchmark's sizes (activations of 0.1–10 MiB) every fresh mapping costs more
+ * than it returns: flux-small and sd15-small took 1.5× (2 MiB threshold: 1.07×) the time per image
+ * (bench/allocator-speed.mjs), so they are an opt-in for memory, not a default. glibc reads them at
+ * process start, so only a new process gets them: the `smash` CLI relaunches itself with them
+ * under `--low-memory` or SMASH_MALLOC_ENV=1 (src/cli/relaunch.ts); a program embedding the
+ * library sets them in its own environment.
  */
 export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
 
@@ -117,7 +121,7 @@ export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THR
  * The variables to add to `env` for a process that runs sessions (`ALLOCATOR_ENV`, with other
  * tunables already in GLIBC_TUNABLES kept): undefined off Linux, when `env` sets glibc's malloc
  * already (MALLOC_MMAP_THRESHOLD_, or malloc tunables in GLIBC_TUNABLES: the user's choice wins)
- * or when SMASH_MALLOC_ENV=0 turns it off.
+ * or when SMASH_MALLOC_ENV=0 turns it off. Whether to apply them at all is the caller's choice.
  */
 export function allocatorEnv(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): Record<string, string> | undefined {
   if (platform !== 'linux' || env.SMASH_MALLOC_ENV === '0') return undefined;

@@ -25,7 +25,7 @@ describe('allocator settings', () => {
     assert.equal(allocatorEnv({}, 'win32'), undefined);
   });
 
-  test('the CLI relaunch runs session commands again with the settings, passes the exit code, and leaves other commands alone', async (t) => {
+  test('the CLI relaunch runs session commands under --low-memory or SMASH_MALLOC_ENV=1 again with the settings, passes the exit code, and leaves the rest alone', async (t) => {
     if (process.platform !== 'linux') return t.skip('the settings are glibc\'s (Linux only)');
     const script = join(tmp, 'child.mjs');
     const seen = join(tmp, 'seen.json');
@@ -34,12 +34,15 @@ writeFileSync(${JSON.stringify(seen)}, JSON.stringify({ threshold: process.env.M
 process.exitCode = 7;
 `);
     const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: undefined, GLIBC_TUNABLES: undefined, SMASH_MALLOC_ENV: undefined };
-    const code = await relaunchWithAllocatorEnv(script, ['generate', 'model', '--steps', '2'], env);
+    const code = await relaunchWithAllocatorEnv(script, ['generate', 'model', '--low-memory'], env);
     assert.equal(code, 7);
-    assert.deepEqual(JSON.parse(readFileSync(seen, 'utf8')), { threshold: '131072', tunables: 'glibc.malloc.hugetlb=1', args: ['generate', 'model', '--steps', '2'] });
-    assert.equal(relaunchWithAllocatorEnv(script, ['inspect', 'model'], env), undefined);
+    assert.deepEqual(JSON.parse(readFileSync(seen, 'utf8')), { threshold: '131072', tunables: 'glibc.malloc.hugetlb=1', args: ['generate', 'model', '--low-memory'] });
+    assert.equal(await relaunchWithAllocatorEnv(script, ['optimize', 'model'], { ...env, SMASH_MALLOC_ENV: '1' }), 7);
+    // by default (speed first) no relaunch; nor for commands without sessions
+    assert.equal(relaunchWithAllocatorEnv(script, ['generate', 'model', '--steps', '2'], env), undefined);
+    assert.equal(relaunchWithAllocatorEnv(script, ['inspect', 'model', '--low-memory'], env), undefined);
     // already relaunched (or set by the user): no second relaunch
-    assert.equal(relaunchWithAllocatorEnv(script, ['generate', 'model'], { ...env, MALLOC_MMAP_THRESHOLD_: '131072' }), undefined);
+    assert.equal(relaunchWithAllocatorEnv(script, ['generate', 'model', '--low-memory'], { ...env, MALLOC_MMAP_THRESHOLD_: '131072' }), undefined);
   });
 
   test('under the settings, a generation returns its activations: its peak and RSS after it stay near RSS before it', (t) => {

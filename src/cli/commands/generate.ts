@@ -106,7 +106,7 @@ export function registerGenerate(p: Command) {
     .option('--threads <n>', 'intra-op threads (default: onnxruntime\'s)')
     .option('--revision <rev>', 'for a Hub repository id (owner/repo): branch, tag or commit (default main)')
     .option('--variant <name>', 'checkpoint variant of a diffusers folder, e.g. fp16 for *.fp16.safetensors (default: the only one present, else none)')
-    .option('--low-memory', 'create each component\'s session only for its stage (text encode, denoise, decode): peak memory is the largest component, at the price of creating the sessions on every run')
+    .option('--low-memory', 'create each component\'s session only for its stage (text encode, denoise, decode), under glibc settings that return freed memory: peak memory is the largest component, at the price of creating the sessions on every run')
     .option('--config <smash.json>', 'smash the pipeline in memory with this SmashConfig before generating')
     .action(async (o: GenerateCliOptions) => {
       await runGenerate(o);
