@@ -15,6 +15,7 @@ import { foraTransform } from '../src/algorithms/cachers/fora.js';
 import { fbCacheTransform } from '../src/algorithms/cachers/fbcache.js';
 import { teaCacheTransform } from '../src/algorithms/cachers/teacache.js';
 import { fasterCacheTransform } from '../src/algorithms/cachers/fastercache.js';
+import { pabTransform } from '../src/algorithms/cachers/pab.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string' }, tokens: { type: 'string' }, threads: { type: 'string' }, only: { type: 'string' } } });
 const RUNS = Number(values.runs ?? 10);
@@ -68,11 +69,14 @@ async function median(s: Session, f: Record<string, Feed>, fetch: string[], time
 }
 const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 
-for (const [name, transform, extra] of [
-  ['fora', (m: Model) => foraTransform(m), { 'cache.compute': bool(false) }],
-  ['fbcache', (m: Model) => fbCacheTransform(m), { 'cache.force': bool(false), 'cache.threshold': scalar(1e9) }],
-  ['teacache', (m: Model) => teaCacheTransform(m), { 'cache.force': bool(false), 'cache.threshold': scalar(1e9), 'cache.acc': scalar(0) }],
-  ['fastercache', (m: Model) => fasterCacheTransform(m), { 'cache.compute': bool(false), 'cache.attention_weight': scalar(0.5) }],
+// name, transform, the feeds of a reused step, the input that makes a step compute (taylorseer
+// runs fora's graph: the same figure)
+for (const [name, transform, extra, computeInput] of [
+  ['fora', (m: Model) => foraTransform(m), { 'cache.compute': bool(false) }, 'cache.compute'],
+  ['fbcache', (m: Model) => fbCacheTransform(m), { 'cache.force': bool(false), 'cache.threshold': scalar(1e9) }, 'cache.force'],
+  ['teacache', (m: Model) => teaCacheTransform(m), { 'cache.force': bool(false), 'cache.threshold': scalar(1e9), 'cache.acc': scalar(0) }, 'cache.force'],
+  ['pab', (m: Model) => pabTransform(m), { 'cache.compute.spatial': bool(false) }, 'cache.compute.spatial'],
+  ['fastercache', (m: Model) => fasterCacheTransform(m), { 'cache.compute': bool(false), 'cache.attention_weight': scalar(0.5) }, 'cache.compute'],
 ] as const) {
   if (values.only && values.only !== name) continue;
   const plain = await Session.create(build(), { threads: THREADS });
@@ -81,7 +85,7 @@ for (const [name, transform, extra] of [
   // a computed step first, to have the kept values (and signals) at their real shapes
   const stateFeeds: Record<string, Feed> = {};
   const cacheIns = cached.inputNames.filter((n) => n.startsWith('cache_in/') || n.startsWith('cache_prev/') || n === 'cache.signal_in');
-  const first = await cached.run({ ...feeds, ...extra, ...(name === 'fora' || name === 'fastercache' ? { 'cache.compute': bool(true) } : { 'cache.force': bool(true) }), ...Object.fromEntries(cacheIns.map((n) => [n, { dtype: 'float32', dims: [1, 1, 1], data: new Float32Array(1) } as HostTensor])) });
+  const first = await cached.run({ ...feeds, ...extra, [computeInput]: bool(true), ...Object.fromEntries(cacheIns.map((n) => [n, { dtype: 'float32', dims: [1, 1, 1], data: new Float32Array(1) } as HostTensor])) });
   for (const n of cacheIns) stateFeeds[n] = first.outputs[n === 'cache.signal_in' ? 'cache.signal' : n.replace(/^cache_(in|prev)\//, 'cache_out/')]!;
   // what the wrapper fetches: the prediction, the kept values and the signals (ORT runs only what the fetches need)
   const out = cached.outputNames.filter((n) => deleted.outputNames.includes(n));
