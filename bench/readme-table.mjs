@@ -90,6 +90,18 @@ export function resultsMarkdown(r) {
   return out.join('\n');
 }
 
+/** Puts the results table of `r` between the README's markers; returns whether it changed (`check`: only compares). */
+export function writeReadmeTable(r, { check = false } = {}) {
+  const readme = join(root, 'README.md');
+  const text = readFileSync(readme, 'utf8');
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${START} … ${END} block`);
+  const next = `${text.slice(0, a + START.length)}\n${resultsMarkdown(r)}\n${text.slice(b)}`;
+  if (!check && next !== text) writeFileSync(readme, next);
+  return next !== text;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   const files = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--fidelity' && args[i - 1] !== '--save');
@@ -109,16 +121,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   // --save <file>: the merged results as one JSON, e.g. bench/results/latest.json (then the plain command reproduces the README)
   const si = args.indexOf('--save');
   if (si >= 0) writeFileSync(args[si + 1], `${JSON.stringify(r, null, 2)}\n`);
-  const readme = join(root, 'README.md');
-  const text = readFileSync(readme, 'utf8');
-  const a = text.indexOf(START);
-  const b = text.indexOf(END);
-  if (a < 0 || b < a) {
-    console.error(`README.md has no ${START} … ${END} block`);
-    process.exit(1);
-  }
-  const next = `${text.slice(0, a + START.length)}\n${resultsMarkdown(r)}\n${text.slice(b)}`;
-  if (args.includes('--check')) process.exit(next === text ? 0 : 1);
-  writeFileSync(readme, next);
+  const changed = writeReadmeTable(r, { check: args.includes('--check') });
+  if (args.includes('--check')) process.exit(changed ? 1 : 0);
   console.log(`README.md: results of ${file} (${r.date})`);
 }

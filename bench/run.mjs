@@ -412,6 +412,7 @@ function save(done) {
   const json = `${JSON.stringify(result, null, 2)}\n`;
   writeFileSync(join(root, 'bench', 'results', `run-${stamp}${quick ? '-quick' : ''}.json`), json);
   writeFileSync(join(root, 'bench', 'results', 'latest.json'), json);
+  return result;
 }
 // fidelity first: the trained pipelines are small, and the targets hold only with it
 if (!values['no-fidelity']) {
@@ -454,4 +455,10 @@ for (const w of workloads) {
 }
 const totalMs = performance.now() - started;
 log(`done in ${(totalMs / 60000).toFixed(1)} min`);
-save(true);
+const result = save(true);
+// a whole run (every workload, every configuration of its mode) is what the README's table shows
+if (!values.workload && !values.config && !values['no-fidelity']) {
+  const { writeReadmeTable } = await import('./readme-table.mjs');
+  writeReadmeTable(result);
+  log('README.md: the results table written from this run (node bench/readme-table.mjs <results.json> writes another)');
+}
