@@ -24,9 +24,8 @@ describe('memory between stages', () => {
     // unfused attention: the score tensors are the activations the arena would keep
     const pipe = await loadPipeline(SD, { cacheDir, fuseAttention: false });
     try {
-      // first-run allocations of onnxruntime and V8, at a quarter of the size: the measured
-      // generation's denoise stage then raises the process's peak (VmHWM) and its stage peak is
-      // exact, not a 20 ms sample that can miss a short-lived score tensor
+      // first-run allocations of onnxruntime and V8 happen here, at a quarter of the size, so that
+      // what the measured generation leaves behind is its own (stage peaks are exact: PeakTracker)
       await pipe.generate({ ...OPTS, steps: 1, width: 32, height: 32 });
       const before = rssBytes();
       const r = await pipe.generate(OPTS);
