@@ -89,8 +89,8 @@ export class PeakTracker {
     clearInterval(this.timer);
     active.delete(this);
     this.sample();
-    const hwm = procStatus('VmHWM') ?? peakRssBytes();
-    if (this.exact) this.result = Math.max(this.max, hwm);
+    // exact: VmHWM since the reset at the start (a reset needs /proc, so it is there)
+    if (this.exact) this.result = Math.max(this.max, procStatus('VmHWM')!);
     else {
       const peak = peakRssBytes();
       this.result = peak > this.startPeak ? peak : this.max;

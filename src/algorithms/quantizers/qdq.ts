@@ -62,7 +62,8 @@ function rank(v: Value, depth: number, seen = new Map<Value, number | undefined>
   const of = (i: number) => (p?.inputs[i] ? rank(p.inputs[i]!, depth - 1, seen) : undefined);
   let r: number | undefined;
   if (!p || p.domain || depth <= 0) r = undefined;
-  else if (p.opType === 'Gemm' || p.opType === 'Shape') r = p.opType === 'Gemm' ? 2 : 1;
+  else if (p.opType === 'Gemm') r = 2;
+  else if (p.opType === 'Shape') r = 1;
   else if (p.opType === 'Expand') r = maxKnown([of(0), length(p.inputs[1])]);
   else if (p.opType === 'Unsqueeze') {
     const axes = p.inputs[1] ? length(p.inputs[1]) : p.attrInts('axes')?.length;
