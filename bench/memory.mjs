@@ -101,7 +101,7 @@ for (const name of names) {
   console.log(
     `${name.padEnd(36)} peak ${gib(r.peakRssBytes)} GiB (weights + ${gib(r.peakRssBytes - weights)}), after load ${gib(r.afterLoadRssBytes)}, after generate ${gib(r.afterGenerateRssBytes)}; ` +
       `stages: text ${gib(s.textEncode)} / denoise ${gib(s.denoise)} / decode ${gib(s.decode)} GiB; ` +
-      `load ${(r.loadMs / 1000).toFixed(1)} s, image ${(r.timings.totalMs / 1000).toFixed(1)} s, CPU ${(r.cpuMs / 1000).toFixed(1)} s (text ${(r.timings.textEncodeMs / 1000).toFixed(1)}, denoise ${(r.timings.denoiseMs / 1000).toFixed(1)}, decode ${(r.timings.decodeMs / 1000).toFixed(1)})`,
+      `load ${(r.loadMs / 1000).toFixed(1)} s, image ${(r.timings.totalMs / 1000).toFixed(1)} s, CPU ${(r.cpuMs / 1000).toFixed(1)} s (wall: text ${(r.timings.textEncodeMs / 1000).toFixed(1)}, denoise ${(r.timings.denoiseMs / 1000).toFixed(1)}, decode ${(r.timings.decodeMs / 1000).toFixed(1)})`,
   );
   rows.push({ ...r, weightBytes: weights });
 }

@@ -105,17 +105,18 @@ export class PeakTracker {
  * above it is freed (up to 32 MiB), so after a few runs activations of up to 32 MiB come from the
  * heap, and freed heap blocks stay resident: a full-size SD 1.5 generation kept 0.7 GiB after the
  * UNet's steps and peaked in the VAE decode on top of it (README, "Memory"). A fixed threshold
- * stops the raising; every activation is then a fresh mapping, whose 4 KiB page faults cost more
- * than the heap saved, unless malloc asks for transparent huge pages (`glibc.malloc.hugetlb=1`,
- * glibc 2.35+, older ones ignore it): the VAE decoder then ran in a third of glibc's default CPU
- * time. But at the benchmark's sizes (activations of 0.1–10 MiB) every fresh mapping costs more
- * than it returns: flux-small and sd15-small took 1.5× (2 MiB threshold: 1.07×) the time per image
- * (bench/allocator-speed.mjs), so they are an opt-in for memory, not a default. glibc reads them at
- * process start, so only a new process gets them: the `smash` CLI relaunches itself with them
- * under `--low-memory` or SMASH_MALLOC_ENV=1 (src/cli/relaunch.ts); a program embedding the
- * library sets them in its own environment.
+ * of 2 MiB stops the raising, so larger activations are mappings of their own, given back when
+ * freed; malloc asks for transparent huge pages for them (`glibc.malloc.hugetlb=1`, glibc 2.35+,
+ * older ones ignore it), which makes their page faults 512 times fewer: full-size SD 1.5 at
+ * 512×512 then peaked at weights + 0.80 GiB (glibc's defaults: + 0.97 to 1.49) in half the CPU
+ * time. Below that size they pay: a fresh mapping is zeroed on every run where the heap reused
+ * its blocks, and the benchmark's 256×256 pipelines ran 2–8% slower (128 KiB: 1.5×;
+ * bench/allocator-speed.mjs). glibc reads them at process start, so only a new process gets them:
+ * the `smash` CLI relaunches itself with them for large models, under `--low-memory` and with
+ * SMASH_MALLOC_ENV=1 (src/cli/relaunch.ts); a program embedding the library sets them in its own
+ * environment.
  */
-export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
+export const ALLOCATOR_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '2097152', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
 
 /**
  * The variables to add to `env` for a process that runs sessions (`ALLOCATOR_ENV`, with other
