@@ -5,9 +5,11 @@
 // (CI reads them).
 //
 // Two files run at a time (CI has two cores), so each onnxruntime session gets one intra-op
-// thread that never spins (SMASH_ORT_THREADS, read by src/runtime/session.ts): a session with
-// threads of its own would fight the other file for the cores. A SMASH_ORT_THREADS already set
-// wins; set it empty to run with onnxruntime's defaults.
+// thread that never spins (SMASH_ORT_THREADS, read by src/runtime/session.ts): onnxruntime's
+// default, a thread per physical core it finds, would have the two files' pools fight for the
+// cores on a machine where it finds more than one (on the 2-core VM of 2026-12-01 it made no pool,
+// so there the setting changed nothing measurable). A SMASH_ORT_THREADS already set wins; set it
+// empty to run with onnxruntime's defaults.
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
