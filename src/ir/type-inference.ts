@@ -121,6 +121,59 @@ function broadcast(shapes: (Dim[] | undefined)[]): Dim[] | undefined {
 
 const normAxis = (a: number, rank: number) => (a < 0 ? a + rank : a);
 
+/** The length of a 1-D value (a shape, axes or sizes input), where known. */
+function length(v: Value | null | undefined): number | undefined {
+  const d = (v?.const?.shape ?? v?.shape)?.[0];
+  return typeof d === 'number' ? d : undefined;
+}
+
+/** `n` unknown dims: what a shape input of length n says when its values are not constant. */
+function unknownDims(n: number | undefined): Dim[] | undefined {
+  return n === undefined ? undefined : Array<Dim>(n).fill(null);
+}
+
+/** How many elements Slice takes from a dim of size `d` (ONNX's clamping of starts and ends). */
+function sliceLength(d: number, start: number, end: number, step: number): number {
+  const clamp = (x: number, lo: number, hi: number) => Math.min(Math.max(x, lo), hi);
+  const norm = (x: number) => (x < 0 ? x + d : x);
+  const [b, e] = step > 0 ? [clamp(norm(start), 0, d), clamp(norm(end), 0, d)] : [clamp(norm(start), 0, d - 1), clamp(norm(end), -1, d - 1)];
+  return Math.max(0, Math.ceil((e - b) / step));
+}
+
+/**
+ * Concat: every input has the output's rank, so one known input shape gives it. The concatenated
+ * axis is the sum of the parts where all are known; another axis is the same in every input, so a
+ * fixed size any input gives holds for all.
+ */
+function concatShape(node: Node): Dim[] | undefined {
+  const shapes = node.inputs.map((v) => v?.shape).filter((s): s is Dim[] => !!s);
+  const r = shapes[0]?.length;
+  if (r === undefined || shapes.some((s) => s.length !== r)) return undefined;
+  const axis = normAxis(node.attrInt('axis', 0), r);
+  const out: Dim[] = [];
+  for (let i = 0; i < r; i++) {
+    const dims = shapes.map((s) => s[i]!);
+    if (i === axis) out.push(shapes.length === node.inputs.length && dims.every((d): d is number => typeof d === 'number') ? dims.reduce((a, b) => a + b, 0) : null);
+    else out.push(dims.find((d) => typeof d === 'number') ?? dims.find((d) => d !== null) ?? null);
+  }
+  return out;
+}
+
+/**
+ * The output shapes of Split along its axis: given sizes (the `split` input, or the attribute
+ * before opset 13), else equal parts of a known dim; each part keeps the input's rank.
+ */
+function splitShapes(node: Node): (Dim[] | undefined)[] {
+  const s0 = node.inputs[0]?.shape;
+  const n = node.outputs.length;
+  if (!s0) return Array(n).fill(undefined);
+  const axis = normAxis(node.attrInt('axis', 0), s0.length);
+  const d = s0[axis];
+  const sizes = (node.inputs[1] ? constInts(node.inputs[1]) : node.attrInts('split')) ?? (typeof d === 'number' && d % n === 0 && !node.inputs[1] ? Array(n).fill(d / n) : undefined);
+  const part = (i: number): Dim => (sizes?.length === n ? sizes[i]! : null);
+  return node.outputs.map((_, i) => s0.map((x, j) => (j === axis ? part(i) : x)));
+}
+
 function shapeOf(node: Node): Dim[] | undefined {
   const op = node.opType;
   const ins = node.inputs;
@@ -136,6 +189,7 @@ function shapeOf(node: Node): Dim[] | undefined {
   if (SAME_AS_FIRST.has(op) || op === 'Cast' || op === 'CastLike') return s0 && [...s0];
   if (BROADCAST.has(op) || COMPARE.has(op)) return broadcast([ins[0]?.shape, ins[1]?.shape]);
   if (op === 'Where') return broadcast(ins.map((v) => v?.shape));
+  if (op === 'Concat') return concatShape(node);
   if (!s0) return undefined;
   const r = s0.length;
   switch (op) {
@@ -182,13 +236,33 @@ function shapeOf(node: Node): Dim[] | undefined {
       const set = new Set(axes.map((a) => normAxis(a, r)));
       return s0.filter((_, i) => !set.has(i));
     }
-    case 'Concat': {
-      const shapes = ins.map((v) => v?.shape);
-      if (shapes.some((s) => !s || s.length !== r)) return undefined;
-      const axis = normAxis(node.attrInt('axis', 0), r);
+    case 'Expand': {
+      // the output is the input broadcast with the shape input: its rank is the larger of the
+      // input's rank and the shape input's length, known even when the shape's values are not
+      const target = constInts(ins[1]) ?? unknownDims(length(ins[1]));
+      return target && broadcast([s0, target]);
+    }
+    case 'Gemm': {
+      const s1 = ins[1]?.shape;
+      if (r !== 2) return undefined;
+      const m = s0[node.attrInt('transA', 0) ? 1 : 0]!;
+      const n = s1?.length === 2 ? s1[node.attrInt('transB', 0) ? 0 : 1]! : null;
+      return [m, n];
+    }
+    case 'Slice': {
+      // the rank is the input's; a dim is known where no axis slices it, or where the slice is constant
+      const starts = constInts(ins[1]);
+      const ends = constInts(ins[2]);
+      const axes = ins[3] ? constInts(ins[3]) : starts?.map((_, i) => i);
+      const steps = ins[4] ? constInts(ins[4]) : starts?.map(() => 1);
+      if (!axes) return s0.map(() => null);
       const out = [...s0];
-      const parts = shapes.map((s) => s![axis]);
-      out[axis] = parts.every((d): d is number => typeof d === 'number') ? parts.reduce((a, b) => a + b, 0) : null;
+      axes.forEach((a, i) => {
+        const ax = normAxis(a, r);
+        const d = s0[ax];
+        const [b, e, k] = [starts?.[i], ends?.[i], steps?.[i]];
+        out[ax] = typeof d === 'number' && b !== undefined && e !== undefined && k ? sliceLength(d, b, e, k) : null;
+      });
       return out;
     }
     case 'Conv': {
@@ -239,12 +313,12 @@ export function inferNodeTypes(node: Node): boolean {
     }
     return node.outputs.every((o) => o.dtype);
   }
-  const shape = node.outputs.length === 1 || node.opType === 'LayerNormalization' ? shapeOf(node) : undefined;
+  const shapes = node.opType === 'Split' && !node.domain ? splitShapes(node)
+    : [node.outputs.length === 1 || node.opType === 'LayerNormalization' ? shapeOf(node) : undefined];
   node.outputs.forEach((o, i) => {
     o.dtype ??= outputDtype(node, i);
+    if (!o.shape && shapes[i]) o.shape = shapes[i];
   });
-  const first = node.outputs[0];
-  if (first && !first.shape && shape) first.shape = shape;
   return node.outputs.every((o) => o.dtype);
 }
 

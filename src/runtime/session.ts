@@ -22,7 +22,7 @@ export interface HostTensor {
 
 export interface SessionOptions {
   provider?: ProviderName;
-  /** intra-op threads (default: onnxruntime's choice, all cores) */
+  /** intra-op threads (default: onnxruntime's choice, all cores; `SMASH_ORT_THREADS` where set, see `envSessionDefaults`) */
   threads?: number;
   optimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** fix dynamic dimensions by their symbolic name, e.g. { batch_size: 2 }, so ORT can plan static shapes */
@@ -86,6 +86,25 @@ export interface RunResult {
   /** the outputs named in `keep`, as onnxruntime returned them */
   kept: Record<string, OrtTensor>;
   ms: number;
+}
+
+/** The environment variable that bounds onnxruntime's CPU threads process-wide (see `envSessionDefaults`). */
+export const ORT_THREADS_ENV = 'SMASH_ORT_THREADS';
+
+/**
+ * Session defaults from the environment, for machines where several processes share few cores
+ * (the test runner sets it for its files, two at a time on two cores): `SMASH_ORT_THREADS=n` gives
+ * every session that does not set `threads` n intra-op threads, and keeps every session's thread
+ * pools from spinning while they wait for work (onnxruntime's threads otherwise busy-wait, taking
+ * cores from the other processes) unless its `configEntries` say otherwise. Unset or empty, it
+ * changes nothing: onnxruntime's defaults stand. This is the only place the library reads it.
+ */
+export function envSessionDefaults(env: NodeJS.ProcessEnv = process.env): { threads: number; configEntries: Record<string, string> } | undefined {
+  const raw = env[ORT_THREADS_ENV];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const threads = Number(raw);
+  if (!Number.isInteger(threads) || threads < 1) throw new ConfigError('ORT_THREADS_ENV', `${ORT_THREADS_ENV} must be a positive integer (got '${raw}')`, ORT_THREADS_ENV);
+  return { threads, configEntries: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' } };
 }
 
 /** where onnxruntime-node keeps its native libraries (provider libraries sit beside them) */
@@ -176,9 +195,11 @@ export class Session {
     const again = source;
     if (typeof source === 'string') checkRegularFile(source, 'ONNX model'); // FILE_MISSING, not onnxruntime's message
     if (!isProvider(provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
+    const fromEnv = envSessionDefaults();
     let tmp: string | undefined;
     let src: string | Uint8Array;
-    let configEntries = opts.configEntries;
+    // the session's own entries win over the environment's
+    let configEntries = fromEnv ? { ...fromEnv.configEntries, ...opts.configEntries } : opts.configEntries;
     // onnxruntime-node 1.30 does not take free-dimension overrides (its binding reads no
     // `freeDimensionOverrides`; onnxruntime-web does): we fix the named dims of the graph inputs
     // ourselves before ORT sees the model, and its shape inference carries them through the graph
@@ -205,7 +226,8 @@ export class Session {
     }
     const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: opts.optimizationLevel ?? 'all', logSeverityLevel: 3 };
     // ORT rejects keys that are present but undefined
-    if (opts.threads !== undefined) base.intraOpNumThreads = opts.threads;
+    const threads = opts.threads ?? fromEnv?.threads;
+    if (threads !== undefined) base.intraOpNumThreads = threads;
     if (opts.optimizedModelPath) base.optimizedModelFilePath = opts.optimizedModelPath;
     if (opts.memArena !== undefined) base.enableCpuMemArena = opts.memArena;
     if (opts.memPattern !== undefined) base.enableMemPattern = opts.memPattern;

@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
-import { allNodes } from '../../src/ir/graph.js';
+import { allNodes, type Model } from '../../src/ir/graph.js';
 import { tensor } from '../../src/core/tensor.js';
 import { inferDtypes, outputDtype } from '../../src/ir/type-inference.js';
 import { buildFluxTransformer2DModel } from '../../src/models/flux-transformer-2d.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
+import { Session, f32, i64, type HostTensor } from '../../src/runtime/session.js';
 import { fixture } from '../helpers.js';
 
 test('output dtypes of common ops follow the ONNX type rules', () => {
@@ -42,4 +43,81 @@ test('every value of a built Flux transformer gets a dtype', () => {
   const left = inferDtypes(m.graph);
   assert.equal(left, 0);
   for (const n of allNodes(m.graph)) for (const o of n.outputs) assert.ok(o.dtype, `${n.name} output ${o.name} has no dtype`);
+});
+
+/**
+ * Runs `m` with every node output fetched and checks each inferred shape against what onnxruntime
+ * computes (rank, and every dim inferred as a number or a named input dim). Returns how many
+ * values had a shape.
+ */
+async function checkAgainstOrt(m: Model, feeds: Record<string, HostTensor>, sizes: Record<string, number>): Promise<number> {
+  const declared = new Set(m.graph.outputs);
+  const inner = [...m.graph.nodes()].flatMap((n) => n.outputs).filter((v) => !declared.has(v) && v.producer?.opType !== 'Constant');
+  m.graph.outputs.push(...inner);
+  const s = await Session.create(m, { optimizationLevel: 'disabled', threads: 1 });
+  const { outputs } = await s.run(feeds);
+  await s.release();
+  let shaped = 0;
+  for (const v of inner) {
+    if (!v.shape) continue;
+    shaped++;
+    const got = outputs[v.name]!.dims;
+    assert.equal(got.length, v.shape.length, `rank of ${v.name}: [${v.shape}] vs [${got}]`);
+    v.shape.forEach((d, i) => {
+      if (d !== null) assert.equal(got[i], typeof d === 'number' ? d : sizes[d], `dim ${i} of ${v.name}: [${v.shape}] vs [${got}]`);
+    });
+  }
+  return shaped;
+}
+
+test('ranks follow through Expand, Unsqueeze and Concat where dims are unknown (a UNet\'s time projection)', async () => {
+  // diffusers' Timesteps: timestep expanded to the batch, unsqueezed, times the frequencies, [cos, sin]
+  const b = new GraphBuilder();
+  const t = b.input('timestep', 'float32', ['steps']);
+  const sample = b.input('sample', 'float32', ['batch', 4, 'height', 'width']);
+  const expanded = b.op('Expand', [t, b.shape(sample, 0, 1)]);
+  const col = b.unsqueeze(expanded, [1]);
+  const args = b.mul(col, b.constF32(new Array(8).fill(0.5), [1, 8]));
+  const emb = b.concat([b.op('Cos', [args]), b.op('Sin', [args])], -1);
+  const proj = b.matmul(emb, b.weight('w', tensor.f32([16, 64], new Array(16 * 64).fill(0.01))));
+  b.output(proj, 'out');
+  assert.deepEqual(expanded.shape, [null], 'Expand: the larger of the input\'s rank and the shape\'s length');
+  assert.deepEqual(col.shape, [null, 1]);
+  assert.deepEqual(args.shape, [null, 8]);
+  assert.deepEqual(emb.shape, [null, 16], 'Concat sums the axis and keeps the rest');
+  assert.deepEqual(proj.shape, [null, 64]);
+  const shaped = await checkAgainstOrt(b.model(), { timestep: f32([1], [3]), sample: f32([2, 4, 2, 2], new Array(32).fill(0)) }, { steps: 1, batch: 2, height: 2, width: 2 });
+  assert.ok(shaped >= 7, `${shaped} values shaped`);
+});
+
+test('Expand, Concat, Gemm, Slice and Split shapes, known dims kept and unknown ones null', async () => {
+  const b = new GraphBuilder();
+  const x = b.input('x', 'float32', [3, 1]);
+  const y = b.input('y', 'float32', ['b', 12]);
+  const target = b.input('target', 'int64', [2]);
+  const reshaped = b.input('reshaped', 'int64', [2]);
+  const starts = b.input('starts', 'int64', [1]);
+  // a constant shape broadcasts; a shape input of known length gives the rank and keeps fixed dims other than 1
+  assert.deepEqual(b.op('Expand', [x, b.constI64([2, 1, 4])]).shape, [2, 3, 4]);
+  assert.deepEqual(b.op('Expand', [x, target]).shape, [3, null]);
+  // a Concat input without a shape (a Reshape to sizes only known at run time) leaves the axis unknown, not the rank
+  const free = b.op('Reshape', [y, reshaped]);
+  assert.equal(free.shape, undefined);
+  assert.deepEqual(b.concat([y, free], 1).shape, ['b', null]);
+  assert.deepEqual(b.concat([free, y], 0).shape, [null, 12], 'a fixed dim from any input');
+  assert.deepEqual(b.concat([y, y], 1).shape, ['b', 24]);
+  assert.deepEqual(b.op('Gemm', [y, b.constF32(new Array(60).fill(0.1), [5, 12])], { transB: 1 }).shape, ['b', 5]);
+  assert.deepEqual(b.op('Gemm', [y, b.constF32(new Array(60).fill(0.1), [12, 5])]).shape, ['b', 5]);
+  assert.deepEqual(b.slice(y, [2], [-1], [1]).shape, ['b', 9]);
+  assert.deepEqual(b.slice(y, [-1], [-1e18], [1], [-2]).shape, ['b', 6], 'negative steps clamp as ONNX says');
+  assert.deepEqual(b.slice(y, [20], [30], [1]).shape, ['b', 0]);
+  assert.deepEqual(b.op('Slice', [y, starts, b.constI64([12]), b.constI64([1])]).shape, ['b', null], 'a run-time start: that axis unknown');
+  assert.deepEqual(b.op('Slice', [y, starts, b.constI64([12])]).shape, [null, null], 'unknown axes: every dim may change');
+  const parts = b.split(y, [4, 8], 1);
+  assert.deepEqual(parts.map((p) => p.shape), [['b', 4], ['b', 8]]);
+  const thirds = b.opN('Split', [y], { axis: 1 }, { outputs: 3 });
+  assert.deepEqual(thirds.map((p) => p.shape), [['b', 4], ['b', 4], ['b', 4]], 'equal parts of a known dim');
+  const feeds = { x: f32([3, 1], [1, 2, 3]), y: f32([2, 12], new Array(24).fill(1)), target: i64([2], [1, 4]), reshaped: i64([2], [2, 12]), starts: i64([1], [1]) };
+  const shaped = await checkAgainstOrt(b.model(), feeds, { b: 2 });
+  assert.ok(shaped >= 15, `${shaped} values shaped`);
 });

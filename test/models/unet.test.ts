@@ -23,6 +23,14 @@ function build(dir: string): { model: Model; weights: Weights } {
   return { model, weights };
 }
 
+/** The fixture UNets, built once for the tests that only read or run them (none changes the graph). */
+const builtFixtures = new Map<string, { model: Model; weights: Weights }>();
+function fixtureBuild(dir: string): { model: Model; weights: Weights } {
+  let b = builtFixtures.get(dir);
+  if (!b) builtFixtures.set(dir, (b = build(dir)));
+  return b;
+}
+
 function f32(r: { data: Float32Array; shape: number[] }): HostTensor {
   return { dtype: 'float32', dims: r.shape, data: r.data };
 }
@@ -75,7 +83,7 @@ const SD15 = fixture('models', 'sd15-unet-tiny');
 const SDXL = fixture('models', 'sdxl-unet-tiny');
 
 test('UNet SD 1.x: matches diffusers at every timestep ([B] and [1] timesteps)', async (t) => {
-  const { model, weights } = build(SD15);
+  const { model, weights } = fixtureBuild(SD15);
   assert.deepEqual(weights.unused(), []);
   assert.deepEqual(model.graph.inputs.map((v) => v.name), ['sample', 'timestep', 'encoder_hidden_states']);
   assert.deepEqual(model.graph.outputs.map((v) => v.name), ['out_sample']);
@@ -87,7 +95,7 @@ test('UNet SD 1.x: matches diffusers at every timestep ([B] and [1] timesteps)',
 });
 
 test('UNet SDXL: text_time embedding, linear projections, per-level layers and heads match diffusers', async (t) => {
-  const { model, weights } = build(SDXL);
+  const { model, weights } = fixtureBuild(SDXL);
   assert.deepEqual(weights.unused(), []);
   assert.deepEqual(model.graph.inputs.map((v) => v.name), ['sample', 'timestep', 'encoder_hidden_states', 'text_embeds', 'time_ids']);
   const errs = await compareWithReference('sdxl-unet-tiny', model);
@@ -99,7 +107,7 @@ test('UNet SDXL: text_time embedding, linear projections, per-level layers and h
 
 test('UNet: node names follow the module path, initializers are the checkpoint names', () => {
   for (const dir of [SD15, SDXL]) {
-    const { model, weights } = build(dir);
+    const { model, weights } = fixtureBuild(dir);
     const names = new Set(model.graph.nodeList().map((n) => n.name));
     for (const n of names) assert.match(n, /^\/([A-Za-z0-9_.]+\/)*[A-Za-z]+(_\d+)?$/, n);
     for (const expected of ['/conv_in/Conv', '/down_blocks.0/resnets.1/conv1/Conv', '/down_blocks.1/resnets.0/conv_shortcut/Conv', '/mid_block/resnets.1/time_emb_proj/MatMul', '/up_blocks.0/upsamplers.0/Resize', '/time_embedding/linear_1/MatMul', '/conv_out/Conv']) {
@@ -110,7 +118,7 @@ test('UNet: node names follow the module path, initializers are the checkpoint n
     const inits = new Set(model.graph.initializers.keys());
     for (const name of weights.checkpoint.names) assert.ok(inits.has(name), `initializer ${name}`);
   }
-  const xl = build(SDXL).model;
+  const xl = fixtureBuild(SDXL).model;
   const names = new Set(xl.graph.nodeList().map((n) => n.name));
   assert.ok(names.has('/add_embedding/linear_1/MatMul'));
   assert.ok(names.has('/mid_block/attentions.0/transformer_blocks.1/attn1/to_q/MatMul'));
@@ -118,7 +126,7 @@ test('UNet: node names follow the module path, initializers are the checkpoint n
 });
 
 test('UNet: sides that are not a multiple of the downsampling upsample to the skip size', async () => {
-  const { model } = build(SD15);
+  const { model } = fixtureBuild(SD15);
   const s = await Session.create(model);
   try {
     for (const [h, w] of [[18, 18], [20, 12], [9, 17]] as const) {

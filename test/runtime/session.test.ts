@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { tensor } from '../../src/core/tensor.js';
 import { join } from 'node:path';
-import { Session, f32, isOrtTensor, weightsFolder } from '../../src/runtime/session.js';
+import { readdirSync } from 'node:fs';
+import { Session, envSessionDefaults, f32, isOrtTensor, weightsFolder, type SessionOptions } from '../../src/runtime/session.js';
 import { loadModel, saveModel } from '../../src/ir/model-file.js';
 import { tempDir } from '../pipelines/fixtures.js';
 import { adaptFeed, adaptOutput } from '../../src/runtime/adapt.js';
@@ -197,4 +198,44 @@ test('a model loaded from a folder and rewritten goes to onnxruntime with its we
   [...loaded.graph.initializers.values()][0]!.const = tensor.f32([4, 4], WEIGHT);
   assert.equal(weightsFolder(loaded), undefined);
   tmp.cleanup();
+});
+
+test('SMASH_ORT_THREADS: a positive integer, else a ConfigError naming it; unset or empty changes nothing', () => {
+  assert.equal(envSessionDefaults({}), undefined);
+  assert.equal(envSessionDefaults({ SMASH_ORT_THREADS: '' }), undefined);
+  assert.deepEqual(envSessionDefaults({ SMASH_ORT_THREADS: '2' }), {
+    threads: 2,
+    configEntries: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' },
+  });
+  for (const bad of ['0', '-1', '1.5', 'two']) {
+    assert.throws(() => envSessionDefaults({ SMASH_ORT_THREADS: bad }), (e: unknown) => e instanceof ConfigError && e.code === 'ORT_THREADS_ENV' && e.key === 'SMASH_ORT_THREADS' && e.message.includes(`'${bad}'`), bad);
+  }
+});
+
+// onnxruntime's intra-op pool of n threads is the caller plus n - 1 threads of its own, which
+// Linux lists in /proc/self/task while the session lives
+test('SMASH_ORT_THREADS sets the intra-op threads of sessions that set none; a session\'s own `threads` wins', { skip: process.platform !== 'linux' && 'counts threads in /proc/self/task' }, async () => {
+  const saved = process.env.SMASH_ORT_THREADS;
+  const tasks = () => readdirSync('/proc/self/task').length;
+  const added = async (opts: SessionOptions) => {
+    const before = tasks();
+    const s = await Session.create(model(), opts);
+    const n = tasks() - before;
+    await s.release();
+    return n;
+  };
+  try {
+    await added({ threads: 1 }); // node's own worker threads start with the first session
+    delete process.env.SMASH_ORT_THREADS;
+    const dflt = await added({});
+    const n = dflt + 3; // a count onnxruntime's default did not give here
+    process.env.SMASH_ORT_THREADS = String(n);
+    assert.equal(await added({}), n - 1, `onnxruntime's default added ${dflt}`);
+    assert.equal(await added({ threads: 2 }), 1);
+    process.env.SMASH_ORT_THREADS = 'many';
+    await assert.rejects(Session.create(model()), (e: unknown) => e instanceof ConfigError && e.code === 'ORT_THREADS_ENV');
+  } finally {
+    if (saved === undefined) delete process.env.SMASH_ORT_THREADS;
+    else process.env.SMASH_ORT_THREADS = saved;
+  }
 });

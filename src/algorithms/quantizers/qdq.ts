@@ -12,6 +12,7 @@
  */
 import { InMemoryTensor } from '../../core/tensor.js';
 import { Node, Value, type Graph, type Model } from '../../ir/graph.js';
+import { inferDtypes } from '../../ir/type-inference.js';
 import { quantizePerChannelInt8 } from './int8.js';
 import { biasAdd, constWeight2D } from './linear.js';
 
@@ -33,6 +34,8 @@ export function observedValues(nodes: readonly Node[]): string[] {
 
 /** The nodes among `nodes` a QDQ rewrite quantizes (given ranges): what int8Static touches. */
 export function quantizable(nodes: readonly Node[]): Node[] {
+  // the ranks `becomesGemm` reads: shapes the builder or the file left out, filled in once per graph
+  for (const g of new Set(nodes.map((n) => n.graph))) if (g) inferDtypes(g);
   return nodes.filter((n) => !n.domain && ((n.opType === 'Conv' && n.inputs[1]?.const?.dtype === 'float32') || (n.opType === 'MatMul' && constWeight2D(n) && !becomesGemm(n))));
 }
 
@@ -40,50 +43,11 @@ export function quantizable(nodes: readonly Node[]): Node[] {
  * A MatMul of a rank-2 input with a bias Add (a UNet's `time_emb_proj`): ONNX Runtime's
  * MatMulAddFusion makes it a Gemm before its QDQ fusions run, and a Gemm fuses (to QGemm) only
  * with a quantized output, so its Q/DQ pairs would stay in the optimized graph: error for no speed.
+ * A rank the type inference cannot work out counts as not 2 (quantized as before).
  */
 function becomesGemm(n: Node): boolean {
-  return !!biasAdd(n, constWeight2D(n)!.const!.shape[1]!) && rank(n.inputs[0]!, RANK_DEPTH) === 2;
-}
-
-const FIRST_RANK = new Set(['Cast', 'Concat', 'Split', 'Slice', 'Transpose', 'Softmax', 'LayerNormalization', 'Conv', 'Identity', 'Neg', 'Sqrt', 'Exp', 'Cos', 'Sin', 'Sigmoid', 'Tanh', 'Relu', 'Erf', 'Gelu']);
-const BROADCAST_RANK = new Set(['Mul', 'Add', 'Sub', 'Div', 'Pow', 'Where', 'MatMul']);
-
-/** How far up its producers a rank is looked for: a time embedding is a dozen nodes from the inputs; deeper, quantize as before. */
-const RANK_DEPTH = 48;
-
-/** A value's rank where the graph fixes it within `depth` producers (shapes are often unknown; ranks rarely are), else undefined. */
-function rank(v: Value, depth: number, seen = new Map<Value, number | undefined>()): number | undefined {
-  if (v.shape) return v.shape.length;
-  if (v.const) return v.const.shape.length;
-  // each value once (a diamond such as x × sigmoid(x) would otherwise be walked twice per level)
-  if (seen.has(v)) return seen.get(v);
-  seen.set(v, undefined);
-  const p = v.producer;
-  const of = (i: number) => (p?.inputs[i] ? rank(p.inputs[i]!, depth - 1, seen) : undefined);
-  let r: number | undefined;
-  if (!p || p.domain || depth <= 0) r = undefined;
-  else if (p.opType === 'Gemm') r = 2;
-  else if (p.opType === 'Shape') r = 1;
-  else if (p.opType === 'Expand') r = maxKnown([of(0), length(p.inputs[1])]);
-  else if (p.opType === 'Unsqueeze') {
-    const axes = p.inputs[1] ? length(p.inputs[1]) : p.attrInts('axes')?.length;
-    const r0 = of(0);
-    r = r0 !== undefined && typeof axes === 'number' ? r0 + axes : undefined;
-  } else if (FIRST_RANK.has(p.opType)) r = of(0);
-  else if (BROADCAST_RANK.has(p.opType)) r = maxKnown(p.inputs.map((_, i) => of(i)));
-  seen.set(v, r);
-  return r;
-}
-
-/** The length of a 1-D value (a shape or axes input), where known. */
-function length(v: Value | null | undefined): number | undefined {
-  const d = (v?.const?.shape ?? v?.shape)?.[0];
-  return typeof d === 'number' ? d : undefined;
-}
-
-/** The largest of ranks that must all be known (a broadcast's output rank). */
-function maxKnown(ranks: (number | undefined)[]): number | undefined {
-  return ranks.every((r): r is number => typeof r === 'number') ? Math.max(...ranks) : undefined;
+  const x = n.inputs[0]!;
+  return !!biasAdd(n, constWeight2D(n)!.const!.shape[1]!) && (x.shape ?? x.const?.shape)?.length === 2;
 }
 
 /** uint8 asymmetric parameters of a range (it always holds 0, so zero stays exact). */

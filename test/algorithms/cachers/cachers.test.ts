@@ -18,7 +18,7 @@ import { FbCachePolicy, TeaCachePolicy } from '../../../src/algorithms/cachers/p
 import { loadPipeline, type Pipeline } from '../../../src/pipelines/loader.js';
 import type { CacheStepReport, Denoiser } from '../../../src/pipelines/denoiser.js';
 import { loadModel } from '../../../src/ir/model-file.js';
-import type { GenerateOptions } from '../../../src/pipelines/pipeline.js';
+import type { GenerateOptions, GenerateResult } from '../../../src/pipelines/pipeline.js';
 import { fixture, relL2 } from '../../helpers.js';
 import { withWrapper } from './util.js';
 import { e2eOptions, tempDir } from '../../pipelines/fixtures.js';
@@ -118,6 +118,8 @@ for (const [label, folder, opts, adaptiveOk, cases] of [
 ] as const) {
   describe(`cachers on ${label}`, () => {
     let plain: Pipeline;
+    // the plain pipeline's image, generated once for every case (the same seed gives the same image)
+    let plainImage: Promise<GenerateResult> | undefined;
     before(async () => {
       plain = await loadPipeline(folder, { cacheDir, threads: 1 });
     });
@@ -135,7 +137,7 @@ for (const [label, folder, opts, adaptiveOk, cases] of [
         try {
           assert.ok(gated.ifs > 0, 'the transformed graph has If nodes');
           assert.ok(p.denoiser.inputNames.some((n) => n.startsWith('cache')), 'the session is the transformed graph');
-          const base = await plain.generate(opts());
+          const base = await (plainImage ??= plain.generate(opts()));
           const always = c.wrap(p.denoiser, c.always);
           const [a, b] = await withWrapper(p, always, async () => [await p.generate(opts()), await p.generate(opts())]);
           const e = relL2(a.images.data, base.images.data);
