@@ -8,6 +8,9 @@
 // configuration's figures go to the output file as soon as they are taken.
 //   npm run build && node bench/session-options.mjs --model <onnx folder> [--component unet,...]
 //     [--width 512 --height 512] [--calls 3] [--config arena-off+pattern+prepack,...] [--out file.json]
+// Each component's initializers are also counted by the op that reads them and their dtype
+// (`weightBytesByOp`, e.g. Conv:float32, DequantizeLinear:int8): a weight held twice, float and
+// int8, shows as both.
 // Arena shrinkage (`memory.enable_memory_arena_shrinkage`) is a run option: onnxruntime-node 1.30's
 // binding reads only `logSeverityLevel` and `tag` from run options (js/node/src/run_options_helper.cc),
 // so it cannot be measured from Node.
@@ -73,6 +76,11 @@ if (values.child) {
   const base = rssBytes();
   const t0 = performance.now();
   const m = loadModel(join(values.model, component, 'model.onnx'));
+  const weightBytesByOp = {};
+  for (const v of m.graph.initializers.values()) {
+    const key = `${[...v.uses][0]?.node.opType ?? 'unused'}:${v.const.dtype}`;
+    weightBytesByOp[key] = (weightBytesByOp[key] ?? 0) + v.const.byteLength;
+  }
   const fused = fuseAttention(m, 'cpu');
   const session = await Session.create(m, CONFIGS[config]);
   const loadMs = performance.now() - t0;
@@ -94,7 +102,7 @@ if (values.child) {
   const afterRuns = rssBytes();
   await session.release();
   process.stdout.write(`${JSON.stringify({
-    component, config, fusedAttention: fused, baseRssBytes: base, loadMs, loadPeakRssBytes: loadPeak, afterLoadRssBytes: afterLoad,
+    component, config, fusedAttention: fused, weightBytesByOp, baseRssBytes: base, loadMs, loadPeakRssBytes: loadPeak, afterLoadRssBytes: afterLoad,
     runPeakRssBytes: Math.max(...peaks), afterRunsRssBytes: afterRuns, wallMs: wall, cpuMs: cpu,
   })}\n`);
   process.exit(0);
@@ -122,6 +130,10 @@ for (const component of components) {
     const r = JSON.parse(p.stdout.trim().split('\n').pop());
     r.weightBytes = weights;
     results.push(r);
+    if (config === configs[0]) {
+      const by = Object.entries(r.weightBytesByOp).sort((a, b) => b[1] - a[1]).filter(([, b]) => b >= 2 ** 20);
+      console.log(`  initializers by reading op (≥ 1 MiB): ${by.map(([k, b]) => `${k} ${(b / 2 ** 30).toFixed(3)}`).join(', ')} GiB`);
+    }
     console.log(`  ${config.padEnd(34)} loaded +${gib(r.afterLoadRssBytes - r.baseRssBytes)} GiB (load peak +${gib(r.loadPeakRssBytes - r.baseRssBytes)}), ` +
       `peak +${gib(Math.max(r.loadPeakRssBytes, r.runPeakRssBytes) - r.baseRssBytes)}, runs peak +${gib(r.runPeakRssBytes - r.afterLoadRssBytes)} over loaded, kept +${gib(r.afterRunsRssBytes - r.afterLoadRssBytes)}; ` +
       `per call ${(median(r.wallMs) / 1000).toFixed(2)} s wall, ${(median(r.cpuMs) / 1000).toFixed(2)} s CPU (median of ${r.wallMs.length}; first ${(r.wallMs[0] / 1000).toFixed(2)} s); load ${(r.loadMs / 1000).toFixed(1)} s`);
