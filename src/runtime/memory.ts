@@ -109,8 +109,9 @@ export class PeakTracker {
  * freed; malloc asks for transparent huge pages for them (`glibc.malloc.hugetlb=1`, glibc 2.35+,
  * older ones ignore it), which makes their page faults 512 times fewer: full-size SD 1.5 at
  * 512×512 then peaked at weights + 0.80 GiB (glibc's defaults: + 0.97 to 1.49) in half the CPU
- * time. Below that size they pay: a fresh mapping is zeroed on every run where the heap reused
- * its blocks, and the benchmark's 256×256 pipelines ran 2–8% slower (128 KiB: 1.5×;
+ * time. At the benchmark's sizes (256×256, activations of 0.1–10 MiB) there is nothing to gain:
+ * a fresh mapping is zeroed on every run where the heap reused its blocks, and time per image
+ * moved within ±8% of glibc's defaults from run to run (128 KiB: 1.3–1.5× slower;
  * bench/allocator-speed.mjs). glibc reads them at process start, so only a new process gets them:
  * the `smash` CLI relaunches itself with them for large models, under `--low-memory` and with
  * SMASH_MALLOC_ENV=1 (src/cli/relaunch.ts); a program embedding the library sets them in its own
