@@ -18,7 +18,8 @@ const SESSION_COMMANDS = new Set(['generate', 'eval', 'optimize']);
  * Model folders from this size up run under the settings by default. Measured on either side
  * (README, "Memory"): the benchmark's 1.1–1.4 GiB pipelines at 256×256 ran within ±8% of
  * glibc's defaults (faster in some runs, slower in others), the full-size SD 1.5 (3.85 GiB) at
- * 512×512 in half the CPU time and within its memory bound. Every released SD, SDXL, SD3 and FLUX checkpoint is above it.
+ * 512×512 in half the CPU time and within its memory bound. Every released SD, SDXL, SD3 and
+ * FLUX checkpoint is above it.
  */
 export const LARGE_MODEL_BYTES = 2 * 2 ** 30;
 
