@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
 import {
@@ -78,6 +78,55 @@ export interface ClipTokenizerData {
   source?: string;
 }
 
+/** A vocabulary's lookup tables: read-only once built, so tokenizers of the same files share them. */
+interface ClipTables {
+  encoder: ReadonlyMap<string, number>;
+  decoder: ReadonlyMap<number, string>;
+  ranks: ReadonlyMap<string, number>;
+}
+
+function buildTables(data: Pick<ClipTokenizerData, 'vocab' | 'merges'>): ClipTables {
+  const encoder = new Map(Object.entries(data.vocab));
+  const decoder = new Map([...encoder].map(([t, id]) => [id, t]));
+  const ranks = new Map<string, number>();
+  const n = Math.min(data.merges.length, MAX_MERGES);
+  for (let i = 0; i < n; i++) {
+    const line = data.merges[i]!;
+    if (line.split(' ').length !== 2) continue;
+    // A later duplicate wins, as with Python's dict(zip(merges, range(n))).
+    ranks.set(line, i);
+  }
+  return { encoder, decoder, ranks };
+}
+
+/**
+ * The tables of the last few vocab.json + merges.txt pairs read, by path, size and mtime: a
+ * process loads the same tokenizer with every pipeline, and reading it takes 0.2–0.4 s of CPU.
+ */
+const TABLES = new Map<string, ClipTables>();
+const TABLES_KEPT = 4;
+
+function readVocab(vocabFile: string): Record<string, number> {
+  const vocab = readJson(vocabFile);
+  for (const [k, v] of Object.entries(vocab)) {
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      throw new ModelFormatError('TOKENIZER_VOCAB', `vocabulary entry '${k}' is not an integer id`, { file: vocabFile });
+    }
+  }
+  return vocab as Record<string, number>;
+}
+
+/** merges.txt's lines after the "#version" header (the reference skips the first line too). */
+function readMerges(mergesFile: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(mergesFile, 'utf8');
+  } catch (e) {
+    throw new ModelFormatError('FILE_MISSING', `cannot read merges: ${(e as Error).message}`, { file: mergesFile, cause: e });
+  }
+  return text.split('\n').slice(1).map((l) => l.replace(/\r$/, ''));
+}
+
 /** CLIP's BPE tokenizer, as Stable Diffusion / SDXL / SD3 / Flux pipelines use it. */
 export class ClipTokenizer implements Tokenizer {
   readonly kind = 'clip' as const;
@@ -87,23 +136,15 @@ export class ClipTokenizer implements Tokenizer {
   readonly bosTokenId: number;
   readonly eosTokenId: number;
   readonly unkTokenId: number;
-  private readonly encoder: Map<string, number>;
-  private readonly decoder: Map<number, string>;
-  private readonly ranks = new Map<string, number>();
+  private readonly encoder: ReadonlyMap<string, number>;
+  private readonly decoder: ReadonlyMap<number, string>;
+  private readonly ranks: ReadonlyMap<string, number>;
   private readonly cache = new Map<string, string[]>();
   private readonly onWarning?: (message: string) => void;
 
-  constructor(data: ClipTokenizerData, opts: TokenizerOptions = {}) {
-    this.encoder = new Map(Object.entries(data.vocab));
-    this.decoder = new Map([...this.encoder].map(([t, id]) => [id, t]));
-    const n = Math.min(data.merges.length, MAX_MERGES);
-    for (let i = 0; i < n; i++) {
-      const line = data.merges[i]!;
-      const parts = line.split(' ');
-      if (parts.length !== 2) continue;
-      // A later duplicate wins, as with Python's dict(zip(merges, range(n))).
-      this.ranks.set(line, i);
-    }
+  /** `tables`: the lookup tables of `data.vocab` and `data.merges` when already built (fromFolder's cache). */
+  constructor(data: ClipTokenizerData, opts: TokenizerOptions = {}, tables: ClipTables = buildTables(data)) {
+    ({ encoder: this.encoder, decoder: this.decoder, ranks: this.ranks } = tables);
     const id = (token: string, what: string): number => {
       const v = this.encoder.get(token);
       if (v === undefined) {
@@ -127,27 +168,21 @@ export class ClipTokenizer implements Tokenizer {
     for (const f of [vocabFile, mergesFile]) {
       if (!existsSync(f)) throw new ModelFormatError('FILE_MISSING', 'CLIP tokenizer file not found', { file: f });
     }
-    const vocab = readJson(vocabFile);
-    for (const [k, v] of Object.entries(vocab)) {
-      if (typeof v !== 'number' || !Number.isInteger(v)) {
-        throw new ModelFormatError('TOKENIZER_VOCAB', `vocabulary entry '${k}' is not an integer id`, { file: vocabFile });
-      }
+    const key = [vocabFile, mergesFile].map((f) => { const st = statSync(f); return `${f}:${st.size}:${st.mtimeMs}`; }).join('|');
+    let tables = TABLES.get(key);
+    if (!tables) {
+      tables = buildTables({ vocab: readVocab(vocabFile), merges: readMerges(mergesFile) });
+      TABLES.set(key, tables);
+      if (TABLES.size > TABLES_KEPT) TABLES.delete(TABLES.keys().next().value!);
     }
-    let mergesText: string;
-    try {
-      mergesText = readFileSync(mergesFile, 'utf8');
-    } catch (e) {
-      throw new ModelFormatError('FILE_MISSING', `cannot read merges: ${(e as Error).message}`, { file: mergesFile, cause: e });
-    }
-    // Like the reference: the first line is the "#version" header.
-    const merges = mergesText.split('\n').slice(1).map((l) => l.replace(/\r$/, ''));
     const config = readJsonIfExists(folder, 'tokenizer_config.json');
     const specialMap = readJsonIfExists(folder, 'special_tokens_map.json');
     const cls = config?.tokenizer_class;
     return new ClipTokenizer(
       {
-        vocab: vocab as Record<string, number>,
-        merges,
+        // the tables stand for them
+        vocab: {},
+        merges: [],
         bosToken: specialToken('bos_token', specialMap, config),
         eosToken: specialToken('eos_token', specialMap, config),
         padToken: specialToken('pad_token', specialMap, config),
@@ -157,6 +192,7 @@ export class ClipTokenizer implements Tokenizer {
         source: vocabFile,
       },
       opts,
+      tables,
     );
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClipTokenizer, cleanClipText, loadTokenizer } from '../../src/tokenizers/index.js';
 import { CLIP_DIR, FIXTURES, loopIds, scratchFolder } from './helpers.js';
@@ -177,4 +177,26 @@ test('CLIP: a 130k-character word tokenizes without recursion, huge spreads or q
   assert.equal(warnings.length, 1);
   assert.ok(warnings[0]!.length < 400, `${warnings[0]!.length} characters`);
   assert.match(warnings[0]!, /…" \(\d+ characters\)$/);
+});
+
+test('CLIP: fromFolder reads a vocabulary once while its files stay the same, and again when they change', () => {
+  const dir = scratchFolder(CLIP_DIR, ['vocab.json', 'merges.txt']);
+  try {
+    const prompt = 'a photograph of an astronaut riding a horse';
+    const first = ClipTokenizer.fromFolder(dir);
+    const want = clip.tokenize(prompt);
+    assert.deepEqual(first.tokenize(prompt), want);
+    const again = ClipTokenizer.fromFolder(dir);
+    assert.deepEqual(again.tokenize(prompt), want);
+    // the same tables, not a second read (private, looked at here only)
+    assert.equal(again['ranks'], first['ranks']);
+    // merges.txt with its header only: no merge applies, so every word falls apart into symbols
+    writeFileSync(join(dir, 'merges.txt'), '#version: 0.2\n');
+    const changed = ClipTokenizer.fromFolder(dir);
+    assert.notEqual(changed['ranks'], first['ranks']);
+    assert.notDeepEqual(changed.tokenize(prompt), want);
+    assert.ok(changed.tokenize(prompt).length > want.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
