@@ -148,19 +148,23 @@ export function blendH(a: FloatTensor, b: FloatTensor, blendExtent: number): voi
 /**
  * diffusers' tiled_decode of NCHW latents `z` (already scaled as the decoder takes them), each
  * tile through `decode` (latent tile -> sample tile, NCHW, vaeScale× larger). Tiles are decoded
- * one at a time in row order, then blended in place in the same order as diffusers (each tile
- * with its already-blended upper and left neighbours), cropped to row_limit and joined.
+ * one at a time, then blended in place in diffusers' row order (each tile with its
+ * already-blended upper and left neighbours), cropped to row_limit and joined.
  */
 export async function tiledDecode(z: FloatTensor, t: VaeTiling, decode: (tile: FloatTensor) => Promise<FloatTensor>): Promise<FloatTensor> {
   const [, , H, W] = z.dims as [number, number, number, number];
   const { stride, blendExtent, rowLimit } = tileSteps(t);
   const L = t.tileLatentMinSize;
-  const rows: FloatTensor[][] = [];
-  for (let i = 0; i < H; i += stride) {
-    const row: FloatTensor[] = [];
-    for (let j = 0; j < W; j += stride) row.push(await decode(crop(z, i, j, Math.min(L, H - i), Math.min(L, W - j))));
-    rows.push(row);
-  }
+  const starts = (n: number) => Array.from({ length: Math.ceil(n / stride) }, (_, k) => k * stride);
+  const ys = starts(H);
+  const xs = starts(W);
+  // Tiles of one shape are decoded together (full tiles first, then the edges'): the order does
+  // not change a tile's output, and a session bound to static shapes (ortCompile) is then
+  // recreated once per shape instead of at every row's edge.
+  const order = ys.flatMap((y, i) => xs.map((x, j) => ({ i, j, h: Math.min(L, H - y), w: Math.min(L, W - x) })));
+  order.sort((a, b) => b.h - a.h || b.w - a.w || a.i - b.i || a.j - b.j);
+  const rows: FloatTensor[][] = ys.map(() => new Array<FloatTensor>(xs.length));
+  for (const t of order) rows[t.i]![t.j] = await decode(crop(z, ys[t.i]!, xs[t.j]!, t.h, t.w));
   // the joined size: every tile's crop (the last of a row or column may be smaller than row_limit)
   const first = rows[0]![0]!;
   const [B, C] = first.dims as [number, number];

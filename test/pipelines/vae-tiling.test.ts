@@ -19,44 +19,53 @@ const FILE = fixture('vae-tiling', 'tiled.safetensors');
 const VAE = fixture('models', 'sd-vae-tiny');
 const vaeConfig = ModelConfig.load(VAE).raw as Record<string, unknown>;
 
-let decoder: Session;
+/** the decoder sessions of the fixture VAEs, by folder name */
+const decoders = new Map<string, Session>();
 const tmp = tempDir('vae-tiling');
 let sd: StableDiffusionPipeline;
 
 before(async () => {
-  const { decoder: model } = buildAutoencoderKL(ModelConfig.load(VAE), new Weights(Checkpoint.open(VAE)));
-  decoder = await Session.create(model!, { threads: 1 });
+  for (const name of ['sd-vae-tiny', 'flux-vae-tiny']) {
+    const dir = fixture('models', name);
+    const { decoder: model } = buildAutoencoderKL(ModelConfig.load(dir), new Weights(Checkpoint.open(dir)));
+    decoders.set(name, await Session.create(model!, { threads: 1 }));
+  }
   const p = await loadPipeline(loopSdFolder(join(tmp.dir, 'loop-sd')), { cacheDir: join(tmp.dir, 'cache'), threads: 1 });
   assert.ok(p instanceof StableDiffusionPipeline);
   sd = p;
 });
 
 after(async () => {
-  await decoder?.release();
+  for (const s of decoders.values()) await s.release();
   await sd?.release();
   tmp.cleanup();
 });
 
-async function decode(t: FloatTensor): Promise<FloatTensor> {
-  const out = (await decoder.run({ latent_sample: { dtype: 'float32', dims: t.dims, data: t.data } }, ['sample'])).outputs.sample!;
+async function decode(t: FloatTensor, vae = 'sd-vae-tiny'): Promise<FloatTensor> {
+  const out = (await decoders.get(vae)!.run({ latent_sample: { dtype: 'float32', dims: t.dims, data: t.data } }, ['sample'])).outputs.sample!;
   return { dims: [...out.dims], data: out.data as Float32Array };
 }
 
-function caseSettings(name: string): { tile_sample_min_size: number; tile_latent_min_size: number; tile_overlap_factor: number } {
+function caseSettings(name: string): { vae: string; tile_sample_min_size: number; tile_latent_min_size: number; tile_overlap_factor: number } {
   return JSON.parse(SafetensorsFile.open(FILE).metadata[`case.${name}`]!);
 }
 
-describe("diffusers' AutoencoderKL tiled_decode (models/sd-vae-tiny)", () => {
-  for (const [name, option, tiles] of [['a', true, 9], ['b', { tileSampleSize: 24, overlap: 0.25 }, 12]] as const) {
+describe("diffusers' AutoencoderKL tiled_decode (models/sd-vae-tiny, models/flux-vae-tiny)", () => {
+  for (const [name, option, tiles] of [['a', true, 9], ['b', { tileSampleSize: 24, overlap: 0.25 }, 12], ['c', true, 4]] as const) {
     test(`case ${name}: ${JSON.stringify(option)} matches diffusers' tiled output and differs from the plain decode`, async () => {
-      const tiling = resolveVaeTiling(option, vaeConfig, 2)!;
       const s = caseSettings(name);
+      const vae = s.vae.replace('models/', '');
+      const tiling = resolveVaeTiling(option, ModelConfig.load(fixture('models', vae)).raw as Record<string, unknown>, 2)!;
       assert.deepEqual(tiling, { tileSampleMinSize: s.tile_sample_min_size, tileLatentMinSize: s.tile_latent_min_size, tileOverlapFactor: s.tile_overlap_factor });
       const z = readF32(FILE, `input.latents.${name}`);
       assert.ok(needsTiling(z.shape, tiling));
-      let calls = 0;
-      const got = await tiledDecode({ dims: z.shape, data: z.data }, tiling, (t) => { calls++; return decode(t); });
-      assert.equal(calls, tiles);
+      const shapes: string[] = [];
+      const got = await tiledDecode({ dims: z.shape, data: z.data }, tiling, (t) => { shapes.push(t.dims.join('x')); return decode(t, vae); });
+      assert.equal(shapes.length, tiles);
+      // tiles of one shape run together (a static-shape session is rebound once per shape)
+      const runs = shapes.filter((sh, k) => k === 0 || sh !== shapes[k - 1]);
+      assert.deepEqual(runs, [...new Set(shapes)]);
+      assert.equal(shapes[0], [z.shape[0], z.shape[1], tiling.tileLatentMinSize, tiling.tileLatentMinSize].join('x'));
       const tiled = readF32(FILE, `output.tiled.${name}`);
       const plain = readF32(FILE, `output.untiled.${name}`);
       assert.deepEqual(got.dims, tiled.shape);
@@ -64,7 +73,7 @@ describe("diffusers' AutoencoderKL tiled_decode (models/sd-vae-tiny)", () => {
       assert.ok(err <= 1e-5, `relL2 to diffusers' tiled decode ${err}`);
       assert.ok(relL2(got.data, plain.data) > 1e-2, 'the tiled picture should differ from the plain one');
       // the plain decode of the same latents is diffusers' untiled output: the fixture is consistent
-      assert.ok(relL2((await decode({ dims: z.shape, data: z.data })).data, plain.data) <= 1e-5);
+      assert.ok(relL2((await decode({ dims: z.shape, data: z.data }, vae)).data, plain.data) <= 1e-5);
     });
   }
 
