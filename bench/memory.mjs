@@ -35,6 +35,7 @@ const CONFIGS = {
   'low-memory': { lowMemory: true },
   'no-mem-pattern+cfg-split': { session: { memPattern: false }, generate: { cfgMode: 'split' } },
   'low-memory+cfg-split': { lowMemory: true, generate: { cfgMode: 'split' } },
+  'vae-tiling-512': { generate: { vaeTiling: { tileSampleSize: 512 } } },
 };
 
 if (values.child) {

@@ -16,6 +16,7 @@ import { withDefaults, type GenerationDefaults } from './defaults.js';
 import { checkFinite, checkFiniteInput } from './finite.js';
 import { checkSide } from './limits.js';
 import { denormalize, type FloatTensor } from './image.js';
+import { needsTiling, resolveVaeTiling, tiledDecode, type VaeTiling, type VaeTilingOption } from './vae-tiling.js';
 
 export {
   SessionDenoiser, StatefulDenoiser, sameSignature,
@@ -65,6 +66,12 @@ export interface GenerateOptions {
   image?: FloatTensor;
   /** Image-to-image: how much of the schedule runs, in (0, 1] (diffusers' `strength`; default per pipeline) */
   strength?: number;
+  /**
+   * Tiled VAE decoding (diffusers' `vae.enable_tiling()`): `true` for diffusers' tiles (the VAE's
+   * sample_size, overlap 0.25) or `{ tileSampleSize, overlap }`; bounds the decode's memory by the
+   * tile, not the image, and changes the picture slightly. Off by default.
+   */
+  vaeTiling?: VaeTilingOption;
   /** [batch, seq, dim]; replaces `prompt` */
   promptEmbeds?: FloatTensor;
   /** SD: [batch, seq, dim], same shape as promptEmbeds */
@@ -115,6 +122,8 @@ export interface GenerationSettings {
   /** image-to-image: the strength, and the index into `timesteps` where denoising began */
   strength?: number;
   startIndex?: number;
+  /** with `vaeTiling`: the tiles the decode used (also when the image fit one tile and none was cut) */
+  vaeTiling?: VaeTiling;
 }
 
 export interface GenerateResult {
@@ -343,10 +352,12 @@ export interface PlanBase {
   mu?: number;
   /** image-to-image: the checked image and strength, and the first step index (diffusers' t_start) */
   image?: { tensor: FloatTensor; strength: number; startIndex: number };
+  /** the resolved `vaeTiling` option; null for a plain decode */
+  vaeTiling: VaeTiling | null;
 }
 
 /** The options every pipeline checks alike (size, steps, seed, prompt or embeddings), resolved. */
-export type CommonPlan = Pick<PlanBase, 'opts' | 'prompts' | 'batch' | 'n' | 'steps' | 'guidance' | 'width' | 'height' | 'seed'>;
+export type CommonPlan = Pick<PlanBase, 'opts' | 'prompts' | 'batch' | 'n' | 'steps' | 'guidance' | 'width' | 'height' | 'seed' | 'vaeTiling'>;
 
 /** A step as the pipeline's prediction sees it: the denoiser context without the branch. */
 export type StepContext = Omit<DenoiseContext, 'branch'>;
@@ -481,7 +492,8 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
     const denoisePeak = mem.stop();
     const t2 = performance.now();
     mem = new PeakTracker();
-    const decoded = await run.decode(latents).finally(() => { mem.stop(); return this.endStage(); });
+    this.decodeTiling = plan.vaeTiling;
+    const decoded = await run.decode(latents).finally(() => { this.decodeTiling = null; mem.stop(); return this.endStage(); });
     const decodePeak = mem.stop();
     const t3 = performance.now();
 
@@ -507,6 +519,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
         latentsGiven: !!o.latents,
         promptEmbedsGiven: !!o.promptEmbeds,
         ...(plan.image ? { strength: plan.image.strength, startIndex: plan.image.startIndex } : {}),
+        ...(plan.vaeTiling ? { vaeTiling: plan.vaeTiling } : {}),
       },
       timings: {
         totalMs: t3 - t0, textEncodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: t3 - t2, stepsMs,
@@ -531,6 +544,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
     const height = checkSize('height', o.height ?? o.image?.dims[2] ?? this.defaultSize.height, this.sizeMultiple, why);
     const n = checkInt('numImagesPerPrompt', o.numImagesPerPrompt ?? 1, 1, 4096);
     const seed = checkSeed(o.seed);
+    const vaeTiling = resolveVaeTiling(o.vaeTiling, this.vae.config, this.vaeScale);
     let prompts: string[] | null = null;
     let batch: number;
     if (o.prompt !== undefined && o.promptEmbeds !== undefined) throw badOption('prompt', 'give either prompt or promptEmbeds, not both');
@@ -541,7 +555,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
       prompts = checkPrompts('prompt', o.prompt);
       batch = prompts.length;
     }
-    return { opts: o, prompts, batch, n, steps, guidance, width, height, seed };
+    return { opts: o, prompts, batch, n, steps, guidance, width, height, seed, vaeTiling };
   }
 
   /** Image-to-image strength when a call gives none (diffusers' img2img pipelines' defaults). */
@@ -553,6 +567,8 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
   protected floorInitTimestep = true;
   /** the encoded image of the running image-to-image call, for initialLatents */
   private imageLatents?: Float32Array;
+  /** the running call's VAE tiling, for decodeLatents (set around the decode stage only) */
+  private decodeTiling: VaeTiling | null = null;
 
   /**
    * Checks the `image` and `strength` options against the call's size and prompts and applies
@@ -688,15 +704,21 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
 
   /**
    * Decodes final latents as diffusers does: latents / scaling_factor + shift (Flux passes the
-   * VAE's shift_factor, SD none), then the VAE decoder, then [-1, 1] -> [0, 1].
+   * VAE's shift_factor, SD none), then the VAE decoder (tile by tile with `vaeTiling` when the
+   * latents exceed a tile, as diffusers' tiled_decode), then [-1, 1] -> [0, 1].
    */
   protected async decodeLatents(vae: VaeDecoderComponent, latents: Float32Array, dims: readonly number[], shift: number): Promise<FloatTensor> {
     const sf = Math.fround(vae.scalingFactor);
     const sh = Math.fround(shift);
     const z = new Float32Array(latents.length);
     for (let i = 0; i < z.length; i++) z[i] = Math.fround(Math.fround(latents[i]! / sf) + sh);
-    const dec = await this.runEncoder(vae.session, { latent_sample: hostF32(dims, z) }, 'sample');
-    return { dims: [...dec.dims], data: denormalize(asF32(dec, 'vae_decoder')) };
+    const decode = async (t: FloatTensor): Promise<FloatTensor> => {
+      const dec = await this.runEncoder(vae.session, { latent_sample: hostF32(t.dims, t.data) }, 'sample');
+      return { dims: [...dec.dims], data: asF32(dec, 'vae_decoder') };
+    };
+    const tiling = this.decodeTiling;
+    const dec = tiling && needsTiling(dims, tiling) ? await tiledDecode({ dims, data: z }, tiling, decode) : await decode({ dims, data: z });
+    return { dims: dec.dims, data: denormalize(dec.data) };
   }
 
   /** Releases the ONNX sessions (waits for running calls). */

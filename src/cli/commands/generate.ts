@@ -40,6 +40,7 @@ interface GenerateCliOptions {
   promptEmbeds?: string;
   report?: string;
   lowMemory?: boolean;
+  vaeTiling?: true | string;
   force?: boolean;
   config?: string;
   provider: string;
@@ -107,6 +108,7 @@ export function registerGenerate(p: Command) {
     .option('--revision <rev>', 'for a Hub repository id (owner/repo): branch, tag or commit (default main)')
     .option('--variant <name>', 'checkpoint variant of a diffusers folder, e.g. fp16 for *.fp16.safetensors (default: the only one present, else none)')
     .option('--low-memory', 'create each component\'s session only for its stage (text encode, denoise, decode), under glibc settings that return freed memory: peak memory is the largest component, at the price of creating the sessions on every run')
+    .option('--vae-tiling [px]', 'decode the latents tile by tile (diffusers\' vae.enable_tiling()): tiles of px pixels (default: the VAE\'s sample_size) overlapping by a quarter; bounds the decode\'s memory by the tile, changes the picture slightly')
     .option('--config <smash.json>', 'smash the pipeline in memory with this SmashConfig before generating')
     .action(async (o: GenerateCliOptions) => {
       await runGenerate(o);
@@ -125,6 +127,9 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
     maxSequenceLength: int('max-sequence-length', 'maxSequenceLength', o.maxSequenceLength),
     scheduler: o.scheduler,
   };
+  if (o.vaeTiling !== undefined) {
+    gen.vaeTiling = o.vaeTiling === true ? true : { tileSampleSize: int('vae-tiling', 'vaeTiling.tileSampleSize', o.vaeTiling) };
+  }
   const threads = int('threads', 'threads', o.threads);
   const prompts = gatherPrompts('prompt', 'prompt', o.prompt, o.promptFile);
   const negatives = gatherPrompts('negative-prompt', 'negativePrompt', o.negativePrompt, o.negativePromptFile);
