@@ -144,7 +144,7 @@ export class FluxPipeline extends DiffusionPipeline<FluxPlan, FluxEmbeds> {
       },
       decode: async (final) => {
         const unpacked = unpackLatents(final, B, C, h, w);
-        return { images: await this.decodeLatents(this.vae, unpacked, noise.dims, this.vae.shiftFactor), latents: { dims: noise.dims, data: unpacked } };
+        return { images: await this.decodeLatents(this.vae, unpacked, noise.dims, this.vae.shiftFactor, plan.vaeTiling), latents: { dims: noise.dims, data: unpacked } };
       },
     };
   }

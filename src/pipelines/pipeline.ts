@@ -492,8 +492,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
     const denoisePeak = mem.stop();
     const t2 = performance.now();
     mem = new PeakTracker();
-    this.decodeTiling = plan.vaeTiling;
-    const decoded = await run.decode(latents).finally(() => { this.decodeTiling = null; mem.stop(); return this.endStage(); });
+    const decoded = await run.decode(latents).finally(() => { mem.stop(); return this.endStage(); });
     const decodePeak = mem.stop();
     const t3 = performance.now();
 
@@ -567,8 +566,6 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
   protected floorInitTimestep = true;
   /** the encoded image of the running image-to-image call, for initialLatents */
   private imageLatents?: Float32Array;
-  /** the running call's VAE tiling, for decodeLatents (set around the decode stage only) */
-  private decodeTiling: VaeTiling | null = null;
 
   /**
    * Checks the `image` and `strength` options against the call's size and prompts and applies
@@ -707,7 +704,7 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
    * VAE's shift_factor, SD none), then the VAE decoder (tile by tile with `vaeTiling` when the
    * latents exceed a tile, as diffusers' tiled_decode), then [-1, 1] -> [0, 1].
    */
-  protected async decodeLatents(vae: VaeDecoderComponent, latents: Float32Array, dims: readonly number[], shift: number): Promise<FloatTensor> {
+  protected async decodeLatents(vae: VaeDecoderComponent, latents: Float32Array, dims: readonly number[], shift: number, tiling: VaeTiling | null): Promise<FloatTensor> {
     const sf = Math.fround(vae.scalingFactor);
     const sh = Math.fround(shift);
     const z = new Float32Array(latents.length);
@@ -716,7 +713,6 @@ export abstract class DiffusionPipeline<P extends PlanBase, E> {
       const dec = await this.runEncoder(vae.session, { latent_sample: hostF32(t.dims, t.data) }, 'sample');
       return { dims: [...dec.dims], data: asF32(dec, 'vae_decoder') };
     };
-    const tiling = this.decodeTiling;
     const dec = tiling && needsTiling(dims, tiling) ? await tiledDecode({ dims, data: z }, tiling, decode) : await decode({ dims, data: z });
     return { dims: dec.dims, data: denormalize(dec.data) };
   }

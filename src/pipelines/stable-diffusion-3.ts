@@ -195,7 +195,7 @@ export class StableDiffusion3Pipeline extends DiffusionPipeline<Sd3Plan, Sd3Embe
       latents: noise.data,
       dims: noise.dims,
       predict: (x, step) => guidedPrediction(plan.cfg, plan.guidance, x, B, step, call),
-      decode: async (final) => ({ images: await this.decodeLatents(this.vae, final, noise.dims, this.vae.shiftFactor), latents: { dims: noise.dims, data: final } }),
+      decode: async (final) => ({ images: await this.decodeLatents(this.vae, final, noise.dims, this.vae.shiftFactor, plan.vaeTiling), latents: { dims: noise.dims, data: final } }),
     };
   }
 }

@@ -12,6 +12,7 @@ import { readJsonObject } from '../json.js';
 import { f32 as hostF32, type HostTensor, type Session } from '../runtime/session.js';
 import type { Generator } from '../tensors/random.js';
 import type { Branch } from './denoiser.js';
+import type { VaeTiling } from './vae-tiling.js';
 import { encoderWidth, mismatch, type LoadedComponents, type PipelineDescription } from './description.js';
 import {
   badOption, checkTensor, concat, penultimateHiddenState, repeatRows, tokenLength,
@@ -123,16 +124,16 @@ export class StableDiffusionXLPipeline extends StableDiffusionPipeline {
    * A VAE config with latents_mean / latents_std (e.g. Playground v2.5): diffusers decodes
    * latents × std / scaling_factor + mean; here as the plain decode of latents × std + mean × scaling_factor.
    */
-  protected override async decodeLatents(vae: VaeDecoderComponent, latents: Float32Array, dims: readonly number[], shift: number): Promise<FloatTensor> {
+  protected override async decodeLatents(vae: VaeDecoderComponent, latents: Float32Array, dims: readonly number[], shift: number, tiling: VaeTiling | null): Promise<FloatTensor> {
     const ms = latentStats(vae.config, dims[1]!);
-    if (!ms) return super.decodeLatents(vae, latents, dims, shift);
+    if (!ms) return super.decodeLatents(vae, latents, dims, shift, tiling);
     const plane = dims[2]! * dims[3]!;
     const sf = Math.fround(vae.scalingFactor);
     const z = latents.map((v, i) => {
       const c = Math.floor(i / plane) % dims[1]!;
       return Math.fround(Math.fround(v * ms.std[c]!) + Math.fround(ms.mean[c]! * sf));
     });
-    return super.decodeLatents(vae, z, dims, shift);
+    return super.decodeLatents(vae, z, dims, shift, tiling);
   }
 
   /** Image-to-image with latents_mean / latents_std: (z − mean) × scaling_factor / std, as StableDiffusionXLImg2ImgPipeline. */

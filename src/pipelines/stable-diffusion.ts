@@ -135,7 +135,7 @@ export class StableDiffusionPipeline extends DiffusionPipeline<PlanBase, SdEmbed
       latents,
       dims: noise.dims,
       predict: (x, step) => guidedPrediction(plan.cfg, plan.guidance, x, B, step, call),
-      decode: async (final) => ({ images: await this.decodeLatents(this.vae, final, noise.dims, 0), latents: { dims: noise.dims, data: final } }),
+      decode: async (final) => ({ images: await this.decodeLatents(this.vae, final, noise.dims, 0, plan.vaeTiling), latents: { dims: noise.dims, data: final } }),
     };
   }
 }

@@ -95,16 +95,22 @@ export function needsTiling(latentDims: readonly number[], t: VaeTiling): boolea
   return latentDims[3]! > t.tileLatentMinSize || latentDims[2]! > t.tileLatentMinSize;
 }
 
-/** z[:, :, y0:y0+h, x0:x0+w] of an NCHW tensor, copied. */
-function crop(z: FloatTensor, y0: number, x0: number, h: number, w: number): FloatTensor {
-  const [B, C, H, W] = z.dims as [number, number, number, number];
-  const out = new Float32Array(B * C * h * w);
+/** src[:, :, y0:y0+h, x0:x0+w] of an NCHW tensor into `dst`, an NCHW buffer [B, C, dstH, dstW] of as many planes, at (oy, ox). */
+function copyWindow(src: FloatTensor, y0: number, x0: number, h: number, w: number, dst: Float32Array, dstH: number, dstW: number, oy: number, ox: number): void {
+  const [B, C, H, W] = src.dims as [number, number, number, number];
   for (let p = 0; p < B * C; p++) {
     for (let y = 0; y < h; y++) {
-      const src = (p * H + y0 + y) * W + x0;
-      out.set(z.data.subarray(src, src + w), (p * h + y) * w);
+      const from = (p * H + y0 + y) * W + x0;
+      dst.set(src.data.subarray(from, from + w), (p * dstH + oy + y) * dstW + ox);
     }
   }
+}
+
+/** z[:, :, y0:y0+h, x0:x0+w] of an NCHW tensor, copied. */
+function crop(z: FloatTensor, y0: number, x0: number, h: number, w: number): FloatTensor {
+  const [B, C] = z.dims as [number, number];
+  const out = new Float32Array(B * C * h * w);
+  copyWindow(z, y0, x0, h, w, out, h, w, 0, 0);
   return { dims: [B, C, h, w], data: out };
 }
 
@@ -164,7 +170,7 @@ export async function tiledDecode(z: FloatTensor, t: VaeTiling, decode: (tile: F
   const order = ys.flatMap((y, i) => xs.map((x, j) => ({ i, j, h: Math.min(L, H - y), w: Math.min(L, W - x) })));
   order.sort((a, b) => b.h - a.h || b.w - a.w || a.i - b.i || a.j - b.j);
   const rows: FloatTensor[][] = ys.map(() => new Array<FloatTensor>(xs.length));
-  for (const t of order) rows[t.i]![t.j] = await decode(crop(z, ys[t.i]!, xs[t.j]!, t.h, t.w));
+  for (const o of order) rows[o.i]![o.j] = await decode(crop(z, ys[o.i]!, xs[o.j]!, o.h, o.w));
   // the joined size: every tile's crop (the last of a row or column may be smaller than row_limit)
   const first = rows[0]![0]!;
   const [B, C] = first.dims as [number, number];
@@ -180,16 +186,8 @@ export async function tiledDecode(z: FloatTensor, t: VaeTiling, decode: (tile: F
       const tile = rows[i]![j]!;
       if (i > 0) blendV(rows[i - 1]![j]!, tile, blendExtent);
       if (j > 0) blendH(rows[i]![j - 1]!, tile, blendExtent);
-      const [, , th, tw] = tile.dims as [number, number, number, number];
-      const h = heights[i]!;
-      const w = widths[j]!;
-      for (let p = 0; p < B * C; p++) {
-        for (let y = 0; y < h; y++) {
-          const src = (p * th + y) * tw;
-          out.set(tile.data.subarray(src, src + w), (p * outH + oy + y) * outW + ox);
-        }
-      }
-      ox += w;
+      copyWindow(tile, 0, 0, heights[i]!, widths[j]!, out, outH, outW, oy, ox);
+      ox += widths[j]!;
     }
     oy += heights[i]!;
   }
