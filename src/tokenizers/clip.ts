@@ -100,7 +100,7 @@ function buildTables(data: Pick<ClipTokenizerData, 'vocab' | 'merges'>): ClipTab
 }
 
 /**
- * The tables of the last few vocab.json + merges.txt pairs read, by path, size and mtime: a
+ * The tables of the last few vocab.json + merges.txt pairs used, by path, size and mtime: a
  * process loads the same tokenizer with every pipeline, and reading it takes 0.2–0.4 s of CPU.
  */
 const TABLES = new Map<string, ClipTables>();
@@ -169,12 +169,11 @@ export class ClipTokenizer implements Tokenizer {
       if (!existsSync(f)) throw new ModelFormatError('FILE_MISSING', 'CLIP tokenizer file not found', { file: f });
     }
     const key = [vocabFile, mergesFile].map((f) => { const st = statSync(f); return `${f}:${st.size}:${st.mtimeMs}`; }).join('|');
-    let tables = TABLES.get(key);
-    if (!tables) {
-      tables = buildTables({ vocab: readVocab(vocabFile), merges: readMerges(mergesFile) });
-      TABLES.set(key, tables);
-      if (TABLES.size > TABLES_KEPT) TABLES.delete(TABLES.keys().next().value!);
-    }
+    // a Map iterates in insertion order: re-inserting on a hit makes the first key the least recently used
+    const tables = TABLES.get(key) ?? buildTables({ vocab: readVocab(vocabFile), merges: readMerges(mergesFile) });
+    TABLES.delete(key);
+    TABLES.set(key, tables);
+    if (TABLES.size > TABLES_KEPT) TABLES.delete(TABLES.keys().next().value!);
     const config = readJsonIfExists(folder, 'tokenizer_config.json');
     const specialMap = readJsonIfExists(folder, 'special_tokens_map.json');
     const cls = config?.tokenizer_class;
