@@ -15,8 +15,9 @@ import { sortGraph } from './passes/topological-sort.js';
  *                    else_branch: Identity(replacement of e) ─► e
  *
  * Values produced in the region and read outside it (or graph outputs) escape: they become the
- * If's outputs (which take over their names, so consumers and graph outputs keep theirs; `expose` renames them instead). Outer
- * values the region reads are captured by name, as ONNX subgraphs read enclosing scopes.
+ * If's outputs (which take over their names, so consumers and graph outputs keep theirs;
+ * `expose` renames them instead). Outer values the region reads are captured by name, as ONNX
+ * subgraphs read enclosing scopes.
  * Initializers only the region reads move into the then-branch, so its weights sit in the
  * branch's own initializers (onnxruntime runs such a branch as fast as the plain graph).
  */
