@@ -1,10 +1,14 @@
 /** The fixture denoisers with their reference inputs, for algorithm tests: build, run, compare. */
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Model } from '../../src/ir/graph.js';
 import { Generator } from '../../src/tensors/random.js';
 import { buildComponent } from '../../src/models/convert.js';
-import { Session, type HostTensor } from '../../src/runtime/session.js';
+import { isOrtTensor, Session, type HostTensor } from '../../src/runtime/session.js';
+import { loadPipeline } from '../../src/pipelines/loader.js';
+import type { Denoiser } from '../../src/pipelines/denoiser.js';
+import { componentInfo } from '../../src/algorithms/component.js';
 import { SafetensorsFile } from '../../src/tensors/safetensors.js';
 import { fixture, readF32 } from '../helpers.js';
 import type { ComponentInfo } from '../../src/algorithms/algorithm.js';
@@ -127,5 +131,50 @@ export function trainedUnetDenoiser(): FixtureDenoiser {
       timestep: { dtype: 'float32', dims: [2], data: Float32Array.of(501, 501) },
     },
     output: 'out_sample',
+  };
+}
+
+/**
+ * A trained pipeline's denoiser (test/fixtures/trained) on the feeds of one real call: the
+ * pipeline generates `prompt` in `steps` steps and the call at `step` is recorded (latents, timestep, text
+ * embeddings), so the inputs are what a quantized model meets in use, not normal noise.
+ */
+export async function capturedDenoiser(pipeline: 'shapes-sd' | 'shapes-flux', prompt: string, { steps, step }: { steps: number; step: number }): Promise<FixtureDenoiser> {
+  const dir = fixture('trained', pipeline);
+  const pipe = await loadPipeline(dir, { cacheDir: join(tmpdir(), 'smash-captured-denoiser'), threads: 1 });
+  let feeds: Record<string, HostTensor> | undefined;
+  try {
+    const inner = pipe.denoiser;
+    const prepared = new Map<unknown, HostTensor>();
+    const recorder: Denoiser = {
+      inputNames: inner.inputNames,
+      outputNames: inner.outputNames,
+      reset: (signature) => inner.reset(signature),
+      prepare(host) {
+        const out = inner.prepare(host);
+        for (const [k, v] of Object.entries(out)) prepared.set(v, host[k]!);
+        return out;
+      },
+      predict(f, ctx, request) {
+        if (ctx.stepIndex === step) feeds = Object.fromEntries(Object.entries(f).map(([k, v]) => [k, prepared.get(v) ?? (v as HostTensor)]));
+        return inner.predict(f, ctx, request);
+      },
+    };
+    pipe.denoiser = recorder;
+    // 32 T5 tokens hold any shapes caption
+    await pipe.generate({ prompt, seed: 7, steps, ...(pipeline === 'shapes-flux' ? { maxSequenceLength: 32 } : {}) });
+  } finally {
+    await pipe.release();
+  }
+  if (!feeds) throw new Error(`${pipeline}: no denoiser call at step ${step}`);
+  for (const [k, v] of Object.entries(feeds)) if (isOrtTensor(v)) throw new Error(`${pipeline}: feed ${k} is an ORT tensor the capture cannot copy`);
+  const denoiser = pipeline === 'shapes-sd' ? 'unet' : 'transformer';
+  const model = buildComponent(join(dir, denoiser)).model!;
+  return {
+    name: `${pipeline}-${denoiser}`,
+    component: componentInfo(denoiser, model),
+    build: () => buildComponent(join(dir, denoiser)).model!,
+    feeds: Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, { dtype: v.dtype, dims: [...v.dims], data: v.data.slice() }])),
+    output: model.graph.outputs[0]!.name,
   };
 }

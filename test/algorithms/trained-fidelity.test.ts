@@ -1,0 +1,49 @@
+// The issue's fidelity bounds for one denoiser call, judged on the trained pipelines (features as
+// real models have them; the random-weight fixtures' figures are in each algorithm's own tests):
+// every quantizer, the factorizer and the compiler's graph rewrites, on both trained denoisers,
+// fed what a real generation feeds them (a prompt outside the calibration set, a middle step).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Algorithm } from '../../src/algorithms/algorithm.js';
+import { ALGORITHMS } from '../../src/algorithms/registry.js';
+import { shapePrompts } from '../../src/eval/prompts.js';
+import { calibrate } from '../../src/smash/calibrate.js';
+import { folderTarget } from '../../src/smash/target.js';
+import { fixture, relL2 } from '../helpers.js';
+import { capturedDenoiser, opCounts, runOnce } from './denoisers.js';
+
+const PROMPT = 'a large blue triangle at the top on a white background';
+const CALIBRATION = shapePrompts(2);
+// 32 T5 tokens hold any shapes caption (Flux; SD's CLIP always takes 77)
+const T5_TOKENS = { 'shapes-sd': {}, 'shapes-flux': { calibrationMaxSequenceLength: 32 } };
+
+/** algorithm, its settings, the issue's bound, and the op its rewrite must leave in the graph */
+const CASES: [string, Record<string, unknown>, number, (ops: Map<string, number>, base: Map<string, number>) => boolean][] = [
+  ['qkv', {}, 1e-4, (o, b) => o.get('MatMul')! < b.get('MatMul')!],
+  ['ortCompile', {}, 1e-4, (o) => o.get('MultiHeadAttention')! > 0],
+  ['int8Dynamic', {}, 5e-2, (o) => o.get('DynamicQuantizeMatMul')! > 0],
+  ['int8Static', { calibrationPrompts: CALIBRATION, calibrationSteps: 6 }, 5e-2, (o) => o.get('QuantizeLinear')! > 0],
+  ['int8WeightOnly', {}, 5e-2, (o) => o.get('MatMulNBits')! > 0],
+  ['int4WeightOnly', {}, 1e-1, (o) => o.get('MatMulNBits')! > 0],
+  ['fp16', {}, 1e-2, (o) => o.get('Cast')! > 0],
+];
+
+for (const pipeline of ['shapes-sd', 'shapes-flux'] as const) {
+  test(`${pipeline}: every quantizer, qkv and ortCompile keep one real denoiser call within the issue's bounds`, async () => {
+    assert.ok(!CALIBRATION.includes(PROMPT), 'the judged call is not one calibration saw');
+    const dir = fixture('trained', pipeline);
+    const d = await capturedDenoiser(pipeline, PROMPT, { steps: 12, step: 6 });
+    const ref = await runOnce(d.build(), d);
+    const base = opCounts(d.build());
+    for (const [name, settings, bound, changed] of CASES) {
+      const algorithm = ALGORITHMS.get(name)! as Algorithm;
+      const app = algorithm.apply(algorithm.schema.parse({ ...settings, ...(name === 'int8Static' ? T5_TOKENS[pipeline] : {}) }), folderTarget(dir));
+      if (app.calibration) await calibrate(dir, app.calibration, (_c, m) => m, { threads: 1 });
+      const m = app.transform!(d.component, d.build());
+      assert.ok(changed(opCounts(m), base), `${name} rewrote the ${d.name} graph`);
+      const err = relL2(await runOnce(m, d), ref);
+      console.log(`${name} ${d.name}: relL2 ${err.toExponential(2)} (bound ${bound})`);
+      assert.ok(err < bound, `${name} on ${d.name}: relL2 ${err} ≥ ${bound}`);
+    }
+  });
+}
