@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { Algorithm } from '../../src/algorithms/algorithm.js';
 import { ALGORITHMS } from '../../src/algorithms/registry.js';
 import { shapePrompts } from '../../src/eval/prompts.js';
+import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
 import { calibrate } from '../../src/smash/calibrate.js';
 import { folderTarget } from '../../src/smash/target.js';
 import { fixture, relL2 } from '../helpers.js';
@@ -34,13 +35,22 @@ for (const pipeline of ['shapes-sd', 'shapes-flux'] as const) {
     const dir = fixture('trained', pipeline);
     const d = await capturedDenoiser(pipeline, PROMPT, { steps: 12, step: 6 });
     const ref = await runOnce(d.build(), d);
-    const base = opCounts(d.build());
+    const probe = d.build();
+    const base = opCounts(probe);
+    // the layers the default excludes leave alone (norms, embeddings, first and last layers)
+    const targets = new Set(targetNodes(probe.graph, d.component, {}));
+    const excluded = [...probe.graph.nodes()].filter((n) => ['Conv', 'MatMul'].includes(n.opType) && n.inputs[1]?.const && !targets.has(n)).map((n) => n.name);
+    assert.ok(excluded.length > 0);
     for (const [name, settings, bound, changed] of CASES) {
       const algorithm = ALGORITHMS.get(name)! as Algorithm;
       const app = algorithm.apply(algorithm.schema.parse({ ...settings, ...(name === 'int8Static' ? T5_TOKENS[pipeline] : {}) }), folderTarget(dir));
       if (app.calibration) await calibrate(dir, app.calibration, (_c, m) => m, { threads: 1 });
       const m = app.transform!(d.component, d.build());
       assert.ok(changed(opCounts(m), base), `${name} rewrote the ${d.name} graph`);
+      if (algorithm.kind === 'quantizer' && name !== 'fp16') {
+        const nodes = new Map([...m.graph.nodes()].map((n) => [n.name, n]));
+        for (const e of excluded) assert.equal(nodes.get(e)?.inputs[1]?.const?.dtype, 'float32', `${name} leaves ${e} (default-excluded) float`);
+      }
       const err = relL2(await runOnce(m, d), ref);
       console.log(`${name} ${d.name}: relL2 ${err.toExponential(2)} (bound ${bound})`);
       assert.ok(err < bound, `${name} on ${d.name}: relL2 ${err} ≥ ${bound}`);
