@@ -7,8 +7,10 @@
  * Kept light: bin/smash.js imports it before the rest of the CLI.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { walkFiles } from '../fs/files.js';
+import { hubCacheDir, isRepoId, repoCacheDir } from '../hub/download.js';
 import { allocatorEnv } from '../runtime/memory.js';
 
 /** Commands that run onnxruntime sessions (the others gain nothing from a relaunch). */
@@ -23,13 +25,27 @@ const SESSION_COMMANDS = new Set(['generate', 'eval', 'optimize']);
  */
 export const LARGE_MODEL_BYTES = 2 * 2 ** 30;
 
-/** The bytes of the files in the `--model` folder named by `args`; 0 when none is named or it is not a local folder (a Hub id). */
-export function modelFolderBytes(args: readonly string[]): number {
+/**
+ * The bytes of the files in the `--model` folder named by `args`: a local folder, or a Hub id's
+ * cached snapshot of `main` (a first run downloads in this process, so it is not measured); 0 when
+ * there is none.
+ */
+export function modelFolderBytes(args: readonly string[], env: NodeJS.ProcessEnv = process.env): number {
   const i = args.findIndex((a) => a === '--model' || a.startsWith('--model='));
   if (i < 0) return 0;
-  const dir = args[i]!.startsWith('--model=') ? args[i]!.slice('--model='.length) : args[i + 1];
-  if (!dir || !existsSync(dir) || !statSync(dir).isDirectory()) return 0;
-  return walkFiles(dir).reduce((sum, f) => sum + f.size, 0);
+  const model = args[i]!.startsWith('--model=') ? args[i]!.slice('--model='.length) : args[i + 1];
+  const dir = model && modelFolder(model, env);
+  return dir ? walkFiles(dir).reduce((sum, f) => sum + f.size, 0) : 0;
+}
+
+function modelFolder(model: string, env: NodeJS.ProcessEnv): string | undefined {
+  if (existsSync(model)) return statSync(model).isDirectory() ? model : undefined;
+  if (!isRepoId(model)) return undefined;
+  const repo = repoCacheDir(model, hubCacheDir(env));
+  const ref = join(repo, 'refs', 'main');
+  if (!existsSync(ref)) return undefined;
+  const snapshot = join(repo, 'snapshots', readFileSync(ref, 'utf8').trim());
+  return existsSync(snapshot) ? snapshot : undefined;
 }
 
 /**
@@ -43,7 +59,7 @@ export function relaunchWithAllocatorEnv(script: string, args: readonly string[]
   if (!command || !SESSION_COMMANDS.has(command)) return undefined;
   const extra = allocatorEnv(env);
   if (!extra) return undefined;
-  const wanted = env.SMASH_MALLOC_ENV === '1' || args.includes('--low-memory') || modelFolderBytes(args) >= LARGE_MODEL_BYTES;
+  const wanted = env.SMASH_MALLOC_ENV === '1' || args.includes('--low-memory') || modelFolderBytes(args, env) >= LARGE_MODEL_BYTES;
   if (!wanted) return undefined;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: 'inherit', env: { ...env, ...extra } });

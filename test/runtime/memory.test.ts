@@ -48,7 +48,17 @@ process.exitCode = 7;
     }
     assert.equal(modelFolderBytes(['generate', '--model', large]), LARGE_MODEL_BYTES);
     assert.equal(modelFolderBytes(['generate', `--model=${small}`]), LARGE_MODEL_BYTES - 1);
-    assert.equal(modelFolderBytes(['generate', '--model', 'owner/repo']), 0);
+    // a Hub id: its cached snapshot of main once downloaded, nothing before
+    const hub = join(tmp, 'hub');
+    assert.equal(modelFolderBytes(['generate', '--model', 'owner/repo'], { HF_HUB_CACHE: hub }), 0);
+    const commit = 'a'.repeat(40);
+    mkdirSync(join(hub, 'models--owner--repo', 'refs'), { recursive: true });
+    writeFileSync(join(hub, 'models--owner--repo', 'refs', 'main'), commit);
+    mkdirSync(join(hub, 'models--owner--repo', 'snapshots', commit, 'unet'), { recursive: true });
+    writeFileSync(join(hub, 'models--owner--repo', 'snapshots', commit, 'unet', 'diffusion_pytorch_model.safetensors'), '');
+    truncateSync(join(hub, 'models--owner--repo', 'snapshots', commit, 'unet', 'diffusion_pytorch_model.safetensors'), LARGE_MODEL_BYTES);
+    assert.equal(modelFolderBytes(['generate', '--model', 'owner/repo'], { HF_HUB_CACHE: hub }), LARGE_MODEL_BYTES);
+    assert.equal(modelFolderBytes(['generate', '--model', 'owner/other'], { HF_HUB_CACHE: hub }), 0);
     assert.equal(await relaunchWithAllocatorEnv(script, ['generate', '--model', large], env), 7);
     assert.equal(relaunchWithAllocatorEnv(script, ['generate', '--model', small], env), undefined);
     assert.equal(relaunchWithAllocatorEnv(script, ['generate', '--model', large], { ...env, SMASH_MALLOC_ENV: '0' }), undefined);
