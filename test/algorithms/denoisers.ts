@@ -136,7 +136,7 @@ export function trainedUnetDenoiser(): FixtureDenoiser {
 
 /**
  * A trained pipeline's denoiser (test/fixtures/trained) on the feeds of one real call: the
- * pipeline generates `prompt` in `steps` steps and the call at `step` is recorded (latents, timestep, text
+ * pipeline generates `prompt` in `steps` steps at 32×32 and the call at `step` is recorded (latents, timestep, text
  * embeddings), so the inputs are what a quantized model meets in use, not normal noise.
  */
 export async function capturedDenoiser(pipeline: 'shapes-sd' | 'shapes-flux', prompt: string, { steps, step }: { steps: number; step: number }): Promise<FixtureDenoiser> {
@@ -161,8 +161,8 @@ export async function capturedDenoiser(pipeline: 'shapes-sd' | 'shapes-flux', pr
       },
     };
     pipe.denoiser = recorder;
-    // 32 T5 tokens hold any shapes caption
-    await pipe.generate({ prompt, seed: 7, steps, ...(pipeline === 'shapes-flux' ? { maxSequenceLength: 32 } : {}) });
+    // at the size and T5 length both were trained at (32×32, 32 tokens)
+    await pipe.generate({ prompt, seed: 7, steps, width: 32, height: 32, ...(pipeline === 'shapes-flux' ? { maxSequenceLength: 32 } : {}) });
   } finally {
     await pipe.release();
   }

@@ -15,8 +15,8 @@ import { capturedDenoiser, opCounts, runOnce } from './denoisers.js';
 
 const PROMPT = 'a large blue triangle at the top on a white background';
 const CALIBRATION = shapePrompts(2);
-// 32 T5 tokens hold any shapes caption (Flux; SD's CLIP always takes 77)
-const T5_TOKENS = { 'shapes-sd': {}, 'shapes-flux': { calibrationMaxSequenceLength: 32 } };
+// calibrated at the captured call's size and T5 length (Flux; SD's CLIP always takes 77)
+const CALIBRATION_SIZE = { 'shapes-sd': { calibrationWidth: 32, calibrationHeight: 32 }, 'shapes-flux': { calibrationWidth: 32, calibrationHeight: 32, calibrationMaxSequenceLength: 32 } };
 
 /** algorithm, its settings, the issue's bound, and the op its rewrite must leave in the graph */
 const CASES: [string, Record<string, unknown>, number, (ops: Map<string, number>, base: Map<string, number>) => boolean][] = [
@@ -43,7 +43,7 @@ for (const pipeline of ['shapes-sd', 'shapes-flux'] as const) {
     assert.ok(excluded.length > 0);
     for (const [name, settings, bound, changed] of CASES) {
       const algorithm = ALGORITHMS.get(name)! as Algorithm;
-      const app = algorithm.apply(algorithm.schema.parse({ ...settings, ...(name === 'int8Static' ? T5_TOKENS[pipeline] : {}) }), folderTarget(dir));
+      const app = algorithm.apply(algorithm.schema.parse({ ...settings, ...(name === 'int8Static' ? CALIBRATION_SIZE[pipeline] : {}) }), folderTarget(dir));
       if (app.calibration) await calibrate(dir, app.calibration, (_c, m) => m, { threads: 1 });
       const m = app.transform!(d.component, d.build());
       assert.ok(changed(opCounts(m), base), `${name} rewrote the ${d.name} graph`);
