@@ -112,8 +112,8 @@ test('int4WeightOnly on the random-weight UNet: every layer within its weight bo
   // kind of layer (feed-forward in alone 0.12, out 0.09; each attention projection 0.04–0.06,
   // time_emb_proj 0.02) and passed on undamped by random weights. Even with every feed-forward and
   // to_out layer at 8 bits (60% of the weights) it is 0.12, so no mixed scheme a user would pick
-  // reaches 1e-1 here; the trained UNet below is at 2.0e-2. GPTQ's error compensation (a numpy
-  // prototype: Hessians from 5 calls on other inputs, act-order, zero points) gets 0.125 (0.118
+  // reaches 1e-1 here; the trained UNet below is at 2.0e-2. GPTQ's error compensation
+  // (bench/gptq: Hessians from 5 calls on other inputs, act-order, zero points) gets 0.125 (0.118
   // calibrated on this very input, 0.130 layer by layer), so it would not reach 1e-1 either.
   // This guards the figure against regressions.
   const { count, err } = await quantizeChecked(unetDenoiser(), { bits: 4, blockSize: 32, zeroPoints: false });
