@@ -1,5 +1,5 @@
 /** The fixture denoisers with their reference inputs, for algorithm tests: build, run, compare. */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Model } from '../../src/ir/graph.js';
@@ -141,7 +141,8 @@ export function trainedUnetDenoiser(): FixtureDenoiser {
  */
 export async function capturedDenoiser(pipeline: 'shapes-sd' | 'shapes-flux', prompt: string, { steps, step }: { steps: number; step: number }): Promise<FixtureDenoiser> {
   const dir = fixture('trained', pipeline);
-  const pipe = await loadPipeline(dir, { cacheDir: join(tmpdir(), 'smash-captured-denoiser'), threads: 1 });
+  const cacheDir = mkdtempSync(join(tmpdir(), 'smash-captured-'));
+  const pipe = await loadPipeline(dir, { cacheDir, threads: 1 });
   let feeds: Record<string, HostTensor> | undefined;
   try {
     const inner = pipe.denoiser;
@@ -165,6 +166,7 @@ export async function capturedDenoiser(pipeline: 'shapes-sd' | 'shapes-flux', pr
     await pipe.generate({ prompt, seed: 7, steps, width: 32, height: 32, ...(pipeline === 'shapes-flux' ? { maxSequenceLength: 32 } : {}) });
   } finally {
     await pipe.release();
+    rmSync(cacheDir, { recursive: true, force: true });
   }
   if (!feeds) throw new Error(`${pipeline}: no denoiser call at step ${step}`);
   for (const [k, v] of Object.entries(feeds)) if (isOrtTensor(v)) throw new Error(`${pipeline}: feed ${k} is an ORT tensor the capture cannot copy`);
