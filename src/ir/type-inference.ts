@@ -13,7 +13,11 @@ const SAME_AS_FIRST = new Set([
   'HardSigmoid', 'LeakyRelu', 'Elu', 'Floor', 'Ceil', 'Round', 'Sign', 'Identity', 'Clip', 'Softmax', 'LogSoftmax',
   'LayerNormalization', 'SimplifiedLayerNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization',
   'InstanceNormalization', 'BatchNormalization', 'GroupNorm', 'Dropout', 'Trilu',
+  // com.microsoft ops whose output 0 is input 0's shape (RotaryEmbedding: [B, S, H·D] or [B, N, S, H])
+  'QuickGelu', 'RotaryEmbedding',
 ]);
+/** Ops with more outputs whose output 0 is what `shapeOf` computes (the others: mean, inverse std-dev, mask, present key/value). */
+const FIRST_OUTPUT = new Set(['LayerNormalization', 'SimplifiedLayerNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization', 'Dropout', 'MultiHeadAttention']);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Mod', 'BiasGelu']);
 const COMPARE = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor']);
 
@@ -174,6 +178,25 @@ function splitShapes(node: Node): (Dim[] | undefined)[] {
   return node.outputs.map((_, i) => s0.map((x, j) => (j === axis ? part(i) : x)));
 }
 
+/**
+ * Reshape to a constant target: its length is the output's rank even where the input's shape is
+ * unknown (then a 0, copying an input dim, and the -1 stay unknown).
+ */
+function reshapeShape(node: Node): Dim[] | undefined {
+  const s0 = node.inputs[0]?.shape;
+  const target = constInts(node.inputs[1]);
+  if (!target) return undefined;
+  const allowZero = node.attrInt('allowzero', 0) === 1;
+  const out: Dim[] = target.map((d, i) => (d === 0 && !allowZero ? (s0?.[i] ?? null) : d === -1 ? null : d));
+  const minus = target.indexOf(-1);
+  if (s0 && minus >= 0 && s0.every((d) => typeof d === 'number') && out.every((d, i) => i === minus || typeof d === 'number')) {
+    const total = (s0 as number[]).reduce((a, b) => a * b, 1);
+    const rest = out.reduce<number>((a, d, i) => (i === minus ? a : a * (d as number)), 1);
+    out[minus] = rest ? total / rest : null;
+  }
+  return out;
+}
+
 function shapeOf(node: Node): Dim[] | undefined {
   const op = node.opType;
   const ins = node.inputs;
@@ -187,9 +210,17 @@ function shapeOf(node: Node): Dim[] | undefined {
     return undefined;
   }
   if (SAME_AS_FIRST.has(op) || op === 'Cast' || op === 'CastLike') return s0 && [...s0];
-  if (BROADCAST.has(op) || COMPARE.has(op)) return broadcast([ins[0]?.shape, ins[1]?.shape]);
-  if (op === 'Where') return broadcast(ins.map((v) => v?.shape));
+  // Max and Min take any number of inputs
+  if (BROADCAST.has(op) || COMPARE.has(op) || op === 'Where') return broadcast(ins.filter((v) => v).map((v) => v!.shape));
   if (op === 'Concat') return concatShape(node);
+  if (op === 'Reshape') return reshapeShape(node);
+  if (op === 'Gemm') {
+    // A and Y are 2-D whatever is known of their dims
+    const s1 = ins[1]?.shape;
+    const m = s0?.length === 2 ? s0[node.attrInt('transA', 0) ? 1 : 0]! : null;
+    const n = s1?.length === 2 ? s1[node.attrInt('transB', 0) ? 0 : 1]! : null;
+    return [m, n];
+  }
   if (!s0) return undefined;
   const r = s0.length;
   switch (op) {
@@ -202,24 +233,25 @@ function shapeOf(node: Node): Dim[] | undefined {
       const perm = node.attrInts('perm') ?? s0.map((_, i) => r - 1 - i);
       return perm.map((p) => s0[p] ?? null);
     }
-    case 'MatMul': {
-      const s1 = ins[1]?.shape;
+    case 'MatMul': case 'MatMulIntegerToFloat': case 'DynamicQuantizeMatMul': {
+      // the contrib ones: MatMul of A and B (dequantized), as ONNX Runtime's MatMul shape inference
+      const s1 = ins[1]?.shape ?? ins[1]?.const?.shape;
       if (!s1 || r < 2 || s1.length < 2) return undefined;
       const batch = broadcast([s0.slice(0, -2), s1.slice(0, -2)]);
       return batch && [...batch, s0[r - 2]!, s1[s1.length - 1]!];
     }
-    case 'Reshape': {
-      const target = constInts(ins[1]);
-      if (!target) return undefined;
-      const allowZero = node.attrInt('allowzero', 0) === 1;
-      const out: Dim[] = target.map((d, i) => (d === 0 && !allowZero ? (s0[i] ?? null) : d === -1 ? null : d));
-      const minus = target.indexOf(-1);
-      if (minus >= 0 && s0.every((d) => typeof d === 'number') && out.every((d, i) => i === minus || typeof d === 'number')) {
-        const total = (s0 as number[]).reduce((a, b) => a * b, 1);
-        const rest = out.reduce<number>((a, d, i) => (i === minus ? a : a * (d as number)), 1);
-        out[minus] = rest ? total / rest : null;
-      }
-      return out;
+    case 'MatMulNBits': {
+      // A [..., K] times the packed [K, N] weight
+      const n = node.attrInt('N', 0);
+      return [...s0.slice(0, -1), n > 0 ? n : null];
+    }
+    case 'MultiHeadAttention': {
+      // query [B, S, D] (or packed QKV [B, S, N, 3, H]) → [B, S, D_v]: value [B, L, D_v], or [B, N, L, H] (D_v = N·H)
+      if (r !== 3 && r !== 5) return undefined;
+      const v = ins[2]?.shape;
+      const times = (a: Dim | undefined, b: Dim | undefined) => (typeof a === 'number' && typeof b === 'number' ? a * b : null);
+      const dv = r === 5 ? times(s0[2], s0[4]) : v?.length === 3 ? v[2]! : v?.length === 4 ? times(v[1], v[3]) : null;
+      return [s0[0]!, s0[1]!, dv];
     }
     case 'Unsqueeze': {
       const axes = constInts(ins[1]) ?? node.attrInts('axes');
@@ -241,13 +273,6 @@ function shapeOf(node: Node): Dim[] | undefined {
       // input's rank and the shape input's length, known even when the shape's values are not
       const target = constInts(ins[1]) ?? unknownDims(length(ins[1]));
       return target && broadcast([s0, target]);
-    }
-    case 'Gemm': {
-      const s1 = ins[1]?.shape;
-      if (r !== 2) return undefined;
-      const m = s0[node.attrInt('transA', 0) ? 1 : 0]!;
-      const n = s1?.length === 2 ? s1[node.attrInt('transB', 0) ? 0 : 1]! : null;
-      return [m, n];
     }
     case 'Slice': {
       // the rank is the input's; a dim is known where no axis slices it, or where the slice is constant
@@ -286,10 +311,14 @@ function shapeOf(node: Node): Dim[] | undefined {
       return [...s0.slice(0, axis), ...idx, ...s0.slice(axis + 1)];
     }
     case 'ReduceMean': case 'ReduceSum': case 'ReduceMax': case 'ReduceMin': {
-      const axes = node.attrInts('axes') ?? constInts(ins[1]);
-      if (!axes) return undefined;
-      const set = new Set(axes.map((a) => normAxis(a, r)));
       const keep = node.attrInt('keepdims', 1) === 1;
+      const given = node.attrInts('axes') ?? (ins[1] ? constInts(ins[1]) : []);
+      // axes only known at run time: kept dims may become 1, so only the rank is known
+      if (!given) return keep ? s0.map((d) => (d === 1 ? 1 : null)) : undefined;
+      // no axes: every axis, or none with noop_with_empty_axes (opset 18)
+      if (!given.length && node.attrInt('noop_with_empty_axes', 0) === 1) return [...s0];
+      const axes = given.length ? given : s0.map((_, i) => i);
+      const set = new Set(axes.map((a) => normAxis(a, r)));
       return keep ? s0.map((d, i) => (set.has(i) ? 1 : d)) : s0.filter((_, i) => !set.has(i));
     }
     default:
@@ -314,7 +343,7 @@ export function inferNodeTypes(node: Node): boolean {
     return node.outputs.every((o) => o.dtype);
   }
   const shapes = node.opType === 'Split' && !node.domain ? splitShapes(node)
-    : [node.outputs.length === 1 || node.opType === 'LayerNormalization' ? shapeOf(node) : undefined];
+    : [node.outputs.length === 1 || FIRST_OUTPUT.has(node.opType) ? shapeOf(node) : undefined];
   node.outputs.forEach((o, i) => {
     o.dtype ??= outputDtype(node, i);
     if (!o.shape && shapes[i]) o.shape = shapes[i];

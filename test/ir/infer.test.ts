@@ -2,13 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { allNodes, type Model } from '../../src/ir/graph.js';
-import { tensor } from '../../src/core/tensor.js';
+import { InMemoryTensor, tensor } from '../../src/core/tensor.js';
 import { inferDtypes, outputDtype } from '../../src/ir/type-inference.js';
 import { buildFluxTransformer2DModel } from '../../src/models/flux-transformer-2d.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { Weights } from '../../src/models/weights.js';
 import { Checkpoint } from '../../src/tensors/checkpoint.js';
 import { Session, f32, i64, type HostTensor } from '../../src/runtime/session.js';
+import { gateRegion, newInputs } from '../../src/ir/region.js';
 import { fixture } from '../helpers.js';
 
 test('output dtypes of common ops follow the ONNX type rules', () => {
@@ -120,4 +121,75 @@ test('Expand, Concat, Gemm, Slice and Split shapes, known dims kept and unknown 
   const feeds = { x: f32([3, 1], [1, 2, 3]), y: f32([2, 12], new Array(24).fill(1)), target: i64([2], [1, 4]), reshaped: i64([2], [2, 12]), starts: i64([1], [1]) };
   const shaped = await checkAgainstOrt(b.model(), feeds, { b: 2 });
   assert.ok(shaped >= 15, `${shaped} values shaped`);
+});
+
+test('contrib ops (com.microsoft) keep the rank they give: gelus, rotary, quantized MatMuls, MultiHeadAttention, skip norms', async () => {
+  const ms = { domain: 'com.microsoft' };
+  const b = new GraphBuilder();
+  const x = b.input('x', 'float32', ['b', 's', 16]);
+  const xq = b.input('xq', 'uint8', ['b', 's', 16]);
+  const kv = b.input('kv', 'float32', ['b', 'l', 16]);
+  const v = b.input('v', 'float32', ['b', 'l', 8]);
+  const fill = (n: number, k = 0.01) => Array.from({ length: n }, (_, i) => ((i % 7) - 3) * k);
+  assert.deepEqual(b.op('QuickGelu', [x], {}, ms).shape, ['b', 's', 16]);
+  assert.deepEqual(b.op('FastGelu', [x, b.constF32(fill(16))], {}, ms).shape, ['b', 's', 16]);
+  assert.deepEqual(b.op('BiasGelu', [x, b.constF32(fill(16))], {}, ms).shape, ['b', 's', 16]);
+  assert.deepEqual(b.op('Gelu', [x], {}, ms).shape, ['b', 's', 16]);
+  // x as [B, S, H·D] with caches [S_max, D/2], as the rotary fusion emits it
+  const rot = b.op('RotaryEmbedding', [x, b.constI64([0], [1]), b.constF32(fill(32 * 4), [32, 4]), b.constF32(fill(32 * 4), [32, 4])], { interleaved: 1, num_heads: 2 }, ms);
+  assert.deepEqual(rot.shape, ['b', 's', 16]);
+  // MatMulNBits: A [..., K] times a 4-bit [K, N] packed as [N, K/32, 16]
+  const nbits = b.op('MatMulNBits', [x, b.constant(new InMemoryTensor('uint8', [24, 1, 8], Uint8Array.from({ length: 24 * 8 }, (_, i) => (i * 37) % 256))), b.constF32(fill(24, 0.1).map((y) => y + 0.5))], { K: 16, N: 24, bits: 4, block_size: 16 }, ms);
+  assert.deepEqual(nbits.shape, ['b', 's', 24], 'A\'s rank, last dim N');
+  const w8 = b.constant(new InMemoryTensor('int8', [16, 24], Int8Array.from({ length: 16 * 24 }, (_, i) => (i % 11) - 5)));
+  assert.deepEqual(b.op('DynamicQuantizeMatMul', [x, w8, b.constF32([0.02])], {}, ms).shape, ['b', 's', 24]);
+  assert.deepEqual(b.op('MatMulIntegerToFloat', [xq, w8, b.constF32([0.1]), b.constF32([0.02])], {}, ms).shape, ['b', 's', 24]);
+  // query [B, S, D], value [B, L, D_v]: [B, S, D_v]
+  assert.deepEqual(b.op('MultiHeadAttention', [x, kv, v], { num_heads: 2 }, ms).shape, ['b', 's', 8]);
+  // output 0 of a norm with its other outputs (mean, inverse std-dev, the sum x + skip) asked for
+  const skipped = b.opN('SkipLayerNormalization', [x, x, b.constF32(fill(16)), b.constF32(fill(16))], {}, { ...ms, outputs: 4 });
+  assert.deepEqual(skipped[0]!.shape, ['b', 's', 16]);
+  const [simplified] = b.opN('SkipSimplifiedLayerNormalization', [x, x, b.constF32(fill(16))], {}, { ...ms, outputs: 1 });
+  assert.deepEqual(simplified!.shape, ['b', 's', 16]);
+  const feeds = {
+    x: f32([2, 3, 16], fill(96)),
+    xq: { dtype: 'uint8', dims: [2, 3, 16], data: Uint8Array.from(fill(96), (_, i) => i * 5 % 256) } as HostTensor,
+    kv: f32([2, 5, 16], fill(160)),
+    v: f32([2, 5, 8], fill(80)),
+  };
+  const shaped = await checkAgainstOrt(b.model({ '': 17, 'com.microsoft': 1 }), feeds, { b: 2, s: 3, l: 5 });
+  assert.ok(shaped >= 11, `${shaped} values shaped`);
+});
+
+test('Reduce*, Unsqueeze, Squeeze, Reshape to a constant shape, Gemm, Max and If: the ranks where dims are unknown', async () => {
+  const b = new GraphBuilder();
+  const x = b.input('x', 'float32', ['b', 's', 8]);
+  const axes = b.input('axes', 'int64', [1]);
+  const target = b.input('target', 'int64', [2]);
+  assert.deepEqual(b.op('ReduceMean', [x], { axes: [-1] }).shape, ['b', 's', 1], 'keepdims by default');
+  assert.deepEqual(b.op('ReduceSum', [x, b.constI64([1])], { keepdims: 0 }).shape, ['b', 8]);
+  assert.deepEqual(b.op('ReduceSum', [x, axes]).shape, [null, null, null], 'axes known at run time: the rank only');
+  assert.equal(b.op('ReduceSum', [x, axes], { keepdims: 0 }).shape, undefined, 'nor the rank without keepdims');
+  assert.deepEqual(b.op('ReduceMax', [x], { keepdims: 0 }).shape, [], 'no axes: all of them');
+  assert.deepEqual(b.op('ReduceMin', [x]).shape, [1, 1, 1]);
+  const un = b.unsqueeze(x, [0, -2]);
+  assert.deepEqual(un.shape, [1, 'b', 's', 1, 8]);
+  assert.deepEqual(b.op('Squeeze', [un, b.constI64([0, 3])]).shape, ['b', 's', 8]);
+  // a value without a shape (a Reshape to sizes known at run time): a constant target still gives the rank
+  const free = b.op('Reshape', [x, target]);
+  assert.equal(free.shape, undefined);
+  assert.deepEqual(b.op('Reshape', [free, b.constI64([0, 2, -1])]).shape, [null, 2, null]);
+  assert.deepEqual(b.op('Gemm', [free, b.constF32(new Array(40).fill(0.1), [5, 8])], { transB: 1 }).shape, [null, 5], 'Gemm is 2-D');
+  assert.deepEqual(b.op('Max', [x, b.constF32([1], [1, 1, 1]), b.constF32(new Array(8).fill(0), [8])]).shape, ['b', 's', 8], 'every input of Max broadcasts');
+  const y = b.op('Relu', [b.op('ReduceMean', [x], { axes: [1] })]);
+  b.output(b.op('Neg', [y]), 'out');
+  const model = b.model();
+  // a cacher's If: the then-branch computes y, the else-branch returns a cached one
+  const r = gateRegion(model.graph, [y.producer!], { replacement: newInputs(model.graph, () => 'cached', () => ['b', 1, 8]) });
+  for (const o of r.outputs) o.shape = undefined;
+  inferDtypes(model.graph);
+  assert.deepEqual(r.outputs[0]!.shape, ['b', 1, 8], 'If outputs: the then-branch\'s');
+  const feeds = { x: f32([2, 3, 8], new Array(48).fill(0.5)), axes: i64([1], [1]), target: i64([2], [6, 8]), cached: f32([2, 1, 8], new Array(16).fill(0)), cond: { dtype: 'bool', dims: [], data: Uint8Array.of(1) } as HostTensor };
+  const shaped = await checkAgainstOrt(model, feeds, { b: 2, s: 3 });
+  assert.ok(shaped >= 12, `${shaped} values shaped`);
 });

@@ -13,6 +13,7 @@ import { Session } from '../../runtime/session.js';
 import { modulePath } from '../../ir/modules.js';
 import { NoMatch, rulesPass, tryRule, type Rule } from '../../ir/rewrite.js';
 import { deadCodeElimination } from '../../ir/passes/dead-code-elimination.js';
+import { inferDtypes } from '../../ir/type-inference.js';
 import { profileRuns, type ProfileName } from '../../runtime/profiles.js';
 import { defineAlgorithm, supported, type SessionTuning } from '../algorithm.js';
 import { attentionFusion } from '../../runtime/attention.js';
@@ -37,6 +38,9 @@ function rulesFor(profile: ProfileName): Rule<any>[] {
 
 /** Applies the fusions the profile can run; returns how often each fired. */
 export function fuse(model: Model, profile: ProfileName): Map<string, number> {
+  // the ranks and shapes the rules read, where the builder or the file left none (a quantizer's
+  // contrib ops, a cacher's If outputs): once, before any rule matches
+  inferDtypes(model.graph);
   const pass = rulesPass('ort-compile-fusions', rulesFor(profile));
   pass.run(model);
   if (pass.fired.size) {
@@ -121,6 +125,7 @@ export const ortCompile = defineAlgorithm({
       touches: (_component, model) => {
         if (!p.fusions) return [];
         const rules = rulesFor(target.provider ?? 'cpu');
+        inferDtypes(model.graph);
         return [...new Set(model.graph.nodeList().filter((n) => rules.some((r) => !(tryRule(r, n) instanceof NoMatch))).map(modulePath))];
       },
     };
