@@ -11,7 +11,10 @@ import { deadCodeElimination } from '../../src/ir/passes/dead-code-elimination.j
 import { Ctx } from '../../src/models/blocks/context.js';
 import { applyRotary, rotaryEmbedding } from '../../src/models/blocks/rotary.js';
 import { Session, type HostTensor } from '../../src/runtime/session.js';
-import { relL2 } from '../helpers.js';
+import { ALGORITHMS } from '../../src/algorithms/registry.js';
+import type { Algorithm } from '../../src/algorithms/algorithm.js';
+import { folderTarget } from '../../src/smash/target.js';
+import { fixture, relL2 } from '../helpers.js';
 import { fluxDenoiser, opCounts, runOnce, sd3Denoiser } from './denoisers.js';
 
 const noWeights = undefined as unknown as ConstructorParameters<typeof Ctx>[1];
@@ -203,4 +206,22 @@ test('inside a cacher\'s If branches (first-block cache on Flux) every rotary an
   assert.equal(fired.get('modulated-layer-norm'), norms);
   assert.equal(fired.get('rotary-to-rotary-embedding'), rotaries);
   assert.equal(count('Neg'), 0);
+});
+
+test('after a quantizer (DynamicQuantizeMatMul, MatMulNBits) and in a cacher\'s If, with no intermediate shape given (a file without value_info), the fusions fire as on the built graph', () => {
+  const d = fluxDenoiser();
+  const target = folderTarget(fixture('models', d.name));
+  for (const [combo, op] of [[['int8Dynamic', 'fbcache'], 'DynamicQuantizeMatMul'], [['int4WeightOnly'], 'MatMulNBits']] as const) {
+    const transformed = () => combo.reduce((m, name) => {
+      const a = ALGORITHMS.get(name)! as Algorithm;
+      return a.apply(a.schema.parse({}), target).transform!(d.component, m);
+    }, d.build());
+    const built = fuse(transformed(), 'cpu');
+    const m = transformed();
+    assert.ok([...allNodes(m.graph)].some((n) => n.opType === op), `${combo}: ${op} in the graph`);
+    for (const n of allNodes(m.graph)) for (const o of n.outputs) if (!m.graph.outputs.includes(o)) o.shape = undefined;
+    const fired = fuse(m, 'cpu');
+    assert.ok(built.get('modulated-layer-norm')! > 0 && built.get('rotary-to-rotary-embedding')! > 0, `${combo}: ${[...built]}`);
+    assert.deepEqual([...fired].sort(), [...built].sort(), combo.join(' + '));
+  }
 });
