@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { profileRuns } from '../../runtime/profiles.js';
 import type { Graph } from '../../ir/graph.js';
 import { modulePath } from '../../ir/modules.js';
+import { inferDtypes } from '../../ir/type-inference.js';
 import { defineAlgorithm, supported, unsupported, type ComponentInfo } from '../algorithm.js';
 import { observedValues, quantizable, quantizeStatic, type Range } from './qdq.js';
 import { targetFields, targetNodes } from './targets.js';
@@ -40,7 +41,11 @@ export const int8Static = defineAlgorithm({
     // the denoiser alone: calibration observes the denoiser's calls
     const t = { ...p, components: ['denoiser'] };
     let ranges: ReadonlyMap<string, Range> | undefined;
-    const nodes = (component: ComponentInfo, g: Graph) => targetNodes(g, component, t).filter((n) => (p.ops as string[]).includes(n.opType));
+    const nodes = (component: ComponentInfo, g: Graph) => {
+      // the ranks quantizable() reads: shapes the builder or the file left out, filled in once per model
+      inferDtypes(g);
+      return targetNodes(g, component, t).filter((n) => (p.ops as string[]).includes(n.opType));
+    };
     return {
       calibration: {
         prompts: p.calibrationPrompts,

@@ -12,7 +12,6 @@
  */
 import { InMemoryTensor } from '../../core/tensor.js';
 import { Node, Value, type Graph, type Model } from '../../ir/graph.js';
-import { inferDtypes } from '../../ir/type-inference.js';
 import { quantizePerChannelInt8 } from './int8.js';
 import { biasAdd, constWeight2D } from './linear.js';
 
@@ -32,10 +31,11 @@ export function observedValues(nodes: readonly Node[]): string[] {
   return [...names];
 }
 
-/** The nodes among `nodes` a QDQ rewrite quantizes (given ranges): what int8Static touches. */
+/**
+ * The nodes among `nodes` a QDQ rewrite quantizes (given ranges): what int8Static touches. The
+ * ranks `becomesGemm` reads are the inferred shapes: run `inferDtypes` on the graph first.
+ */
 export function quantizable(nodes: readonly Node[]): Node[] {
-  // the ranks `becomesGemm` reads: shapes the builder or the file left out, filled in once per graph
-  for (const g of new Set(nodes.map((n) => n.graph))) if (g) inferDtypes(g);
   return nodes.filter((n) => !n.domain && ((n.opType === 'Conv' && n.inputs[1]?.const?.dtype === 'float32') || (n.opType === 'MatMul' && constWeight2D(n) && !becomesGemm(n))));
 }
 
