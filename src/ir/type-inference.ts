@@ -21,6 +21,11 @@ const FIRST_OUTPUT = new Set(['LayerNormalization', 'SimplifiedLayerNormalizatio
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Mod', 'BiasGelu']);
 const COMPARE = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor']);
 
+/** A value's rank from its inferred shape (or constant); undefined when unknown: run `inferDtypes` on its graph first. */
+export function inferredRank(v: Value | null | undefined): number | undefined {
+  return (v?.shape ?? v?.const?.shape)?.length;
+}
+
 /** The integer contents of a value that a `Constant` node or an initializer holds, if small. */
 export function constInts(v: Value | null | undefined): number[] | undefined {
   if (!v) return undefined;

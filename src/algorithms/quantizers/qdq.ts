@@ -12,6 +12,7 @@
  */
 import { InMemoryTensor } from '../../core/tensor.js';
 import { Node, Value, type Graph, type Model } from '../../ir/graph.js';
+import { inferredRank } from '../../ir/type-inference.js';
 import { quantizePerChannelInt8 } from './int8.js';
 import { biasAdd, constWeight2D } from './linear.js';
 
@@ -46,8 +47,7 @@ export function quantizable(nodes: readonly Node[]): Node[] {
  * A rank the type inference cannot work out counts as not 2 (quantized as before).
  */
 function becomesGemm(n: Node): boolean {
-  const x = n.inputs[0]!;
-  return !!biasAdd(n, constWeight2D(n)!.const!.shape[1]!) && (x.shape ?? x.const?.shape)?.length === 2;
+  return !!biasAdd(n, constWeight2D(n)!.const!.shape[1]!) && inferredRank(n.inputs[0]) === 2;
 }
 
 /** uint8 asymmetric parameters of a range (it always holds 0, so zero stays exact). */

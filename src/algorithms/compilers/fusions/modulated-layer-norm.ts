@@ -13,13 +13,10 @@
  */
 import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
-import { constInts } from '../../../ir/type-inference.js';
+import { constInts, inferredRank } from '../../../ir/type-inference.js';
 import { constNumbers, soleReader, substitute } from '../../../ir/match.js';
 
 const other = (n: Node, v: Value) => (n.inputs[0] === v ? n.inputs[1] : n.inputs[0]);
-
-/** A value's rank from its inferred shape (fuse() runs the type inference first); undefined when unknown. */
-const valueRank = (v: Value | null | undefined) => (v?.shape ?? v?.const?.shape)?.length;
 
 /** Whether `v` [B, 1, D] has a singleton axis 1: a known shape, or a chunk of an Unsqueeze on axis 1 (through scalar arithmetic and last-axis Split/Slice). */
 function singletonSequence(v: Value | null | undefined, depth = 0): boolean {
@@ -30,7 +27,7 @@ function singletonSequence(v: Value | null | undefined, depth = 0): boolean {
   switch (p.opType) {
     case 'Unsqueeze': {
       const axes = constInts(p.inputs[1]) ?? p.attrInts('axes');
-      return valueRank(v) === 3 && !!axes && axes.some((a) => a === 1 || a === -2);
+      return inferredRank(v) === 3 && !!axes && axes.some((a) => a === 1 || a === -2);
     }
     case 'Split': case 'Slice': {
       // along the last axis only (Slice: its axes input)
@@ -66,7 +63,7 @@ export const modulatedLayerNormFusion: Rule<Match> = {
   match(ln) {
     if (ln.outputs.length > 1 && ln.outputs.slice(1).some((o) => o.uses.size)) return noMatch('the mean or inverse deviation is read');
     const x = ln.inputs[0]!;
-    if (valueRank(x) !== 3) return noMatch('x is not [B, S, D]');
+    if (inferredRank(x) !== 3) return noMatch('x is not [B, S, D]');
     if (ln.attrInt('axis', -1) !== -1 && ln.attrInt('axis', -1) !== 2) return noMatch('not a norm over the last axis');
     if (!all(ln.inputs[1], 1) || (ln.inputs[2] && !all(ln.inputs[2], 0))) return noMatch('the norm has affine parameters');
     const y = ln.outputs[0]!;
@@ -78,7 +75,7 @@ export const modulatedLayerNormFusion: Rule<Match> = {
     const shift = other(add, mul.outputs[0]!);
     if (!shift) return noMatch('the scaled norm is not shifted');
     if (constNumbers(scale) || constNumbers(shift)) return noMatch('a constant scale or shift (an affine LayerNorm) is left to ONNX Runtime');
-    if (valueRank(scale) !== 3 || valueRank(shift) !== 3 || !singletonSequence(scale) || !singletonSequence(shift)) return noMatch('scale and shift are not per-sample [B, 1, D] vectors');
+    if (inferredRank(scale) !== 3 || inferredRank(shift) !== 3 || !singletonSequence(scale) || !singletonSequence(shift)) return noMatch('scale and shift are not per-sample [B, 1, D] vectors');
     return { x, scale, shift, epsilon: (ln.attr('epsilon')?.value as number | undefined) ?? 1e-5, last: add };
   },
   rewrite(m, ln) {

@@ -16,14 +16,11 @@
  */
 import type { Node, Value } from '../../../ir/graph.js';
 import { noMatch, type Rule } from '../../../ir/rewrite.js';
-import { constInts } from '../../../ir/type-inference.js';
+import { constInts, inferredRank } from '../../../ir/type-inference.js';
 import { emitBefore } from './emit.js';
 import { constNumbers, producedBy, removeIfDead, soleReader } from '../../../ir/match.js';
 
 const other = (n: Node, v: Value) => (n.inputs[0] === v ? n.inputs[1] : n.inputs[0]);
-
-/** A value's rank from its inferred shape (fuse() runs the type inference first); undefined when unknown. */
-const valueRank = (v: Value | null | undefined) => (v?.shape ?? v?.const?.shape)?.length;
 
 /** The Reshape target `[0, …, 0, …tail]` of rank `rank` (leading zeros copy x's dims). */
 function isTarget(n: Node | undefined, tail: number[], rank: number): boolean {
@@ -51,12 +48,12 @@ export function pairRepeated(v: Value | null | undefined, depth = 0): boolean {
     case 'Unsqueeze': {
       // a new last axis would move the pairs off it
       const axes = constInts(p.inputs[1]) ?? p.attrInts('axes');
-      const r = valueRank(p.inputs[0]);
+      const r = inferredRank(p.inputs[0]);
       return !!axes && r !== undefined && axes.every((a) => a !== -1 && a !== r + axes.length - 1) && pairRepeated(p.inputs[0], depth + 1);
     }
     case 'Gather': {
       // gathering along the last axis with paired indices repeats whatever it gathers
-      const r = valueRank(p.inputs[0]);
+      const r = inferredRank(p.inputs[0]);
       const axis = p.attrInt('axis', 0);
       const idx = constNumbers(p.inputs[1]); // constInts stops at 64 elements
       return r !== undefined && (axis === -1 || axis === r - 1) && !!idx && idx.length % 2 === 0 && idx.every((x, i) => i % 2 === 0 || x === idx[i - 1]);
@@ -102,7 +99,7 @@ export const rotaryEmbeddingFusion: Rule<Match> = {
         const x = pairs?.inputs[0];
         if (!pairs || !x || (mx.inputs[0] !== x && mx.inputs[1] !== x)) continue;
         const cos = other(mx, x)!;
-        if (valueRank(x) !== 4) return noMatch('x is not [B, S, H, D]');
+        if (inferredRank(x) !== 4) return noMatch('x is not [B, S, H, D]');
         if (!isTarget(pairs, [-1, 2], 5) || !isTarget(back, [-1], 4)) return noMatch('the pairs are not x reshaped to [..., D/2, 2] and back');
         const axisOk = (n: Node, rank: number) => n.attrInt('axis', 0) === -1 || n.attrInt('axis', 0) === rank - 1;
         if (!axisOk(split, 5) || !axisOk(cat, 5)) return noMatch('the pair is not split and joined on the last axis');
