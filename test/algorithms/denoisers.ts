@@ -1,9 +1,8 @@
 /** The fixture denoisers with their reference inputs, for algorithm tests: build, run, compare. */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Model } from '../../src/ir/graph.js';
-import { Generator } from '../../src/tensors/random.js';
 import { buildComponent } from '../../src/models/convert.js';
 import { isOrtTensor, Session, type HostTensor } from '../../src/runtime/session.js';
 import { loadPipeline } from '../../src/pipelines/loader.js';
@@ -109,29 +108,6 @@ export function opCounts(model: Model): Map<string, number> {
   const m = new Map<string, number>();
   for (const n of model.graph.nodes()) m.set(n.opType, (m.get(n.opType) ?? 0) + 1);
   return m;
-}
-
-/**
- * The trained shapes-sd UNet (test/fixtures/trained) on seeded normal inputs, CFG-sized batch:
- * trained weights, unlike the random-weight fixtures, whose every layer passes its error on
- * undamped (what quantizers see on real models lies between the two).
- */
-export function trainedUnetDenoiser(): FixtureDenoiser {
-  const dir = fixture('trained', 'shapes-sd', 'unet');
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { sample_size: number; cross_attention_dim: number };
-  const g = new Generator(3);
-  const S = config.sample_size;
-  return {
-    name: 'shapes-sd-unet',
-    component: { name: 'unet', role: 'denoiser', architecture: 'UNet2DConditionModel' },
-    build: () => buildComponent(dir).model!,
-    feeds: {
-      sample: { dtype: 'float32', dims: [2, 4, S, S], data: g.randn(2 * 4 * S * S) },
-      encoder_hidden_states: { dtype: 'float32', dims: [2, 77, config.cross_attention_dim], data: g.randn(2 * 77 * config.cross_attention_dim) },
-      timestep: { dtype: 'float32', dims: [2], data: Float32Array.of(501, 501) },
-    },
-    output: 'out_sample',
-  };
 }
 
 /**

@@ -14,7 +14,7 @@ import { smash } from '../../src/smash/smash.js';
 import { folderTarget } from '../../src/smash/target.js';
 import { fixture, relL2 } from '../helpers.js';
 import { tempDir } from '../pipelines/fixtures.js';
-import { opCounts, runOnce, trainedUnetDenoiser, unetDenoiser } from './denoisers.js';
+import { opCounts, runOnce, unetDenoiser } from './denoisers.js';
 
 const tmp = tempDir('int8-static');
 after(() => tmp.cleanup());
@@ -72,7 +72,7 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   // MatMul inputs 3.0e-2) plus per-channel int8 weights (3.0e-2 alone), ~0.5% each, spread over every
   // layer and passed on undamped by random weights. Without the Conv outputs' Q (so no QLinearConv, no
   // speed) it is still 6.6e-2; MSE-optimal activation ranges reached 7.5e-2, MSE-optimal weight clipping
-  // 7.9e-2 (worse). The trained UNet below stays within 5e-2.
+  // 7.9e-2 (worse). The trained UNet stays within 5e-2 (2.1e-2 on a real call: trained-fidelity.test.ts).
   assert.ok(err < 8e-2, `relL2 ${err}`);
   // what ONNX Runtime makes of it: every Conv and MatMul given Q/DQ fuses into an int8 kernel
   const file = join(tmp.dir, 'optimized.onnx');
@@ -84,25 +84,6 @@ test('QDQ on the UNet with ranges from one run: Convs and MatMuls get Q/DQ pairs
   assert.equal(quantized('Conv') + quantized('MatMul'), count);
   const unfused = [...optimized.graph.nodes()].filter((n) => ['Conv', 'MatMul', 'Gemm', 'FusedMatMul'].includes(n.opType) && n.inputs[1]?.producer?.opType === 'DequantizeLinear');
   assert.deepEqual(unfused.map((n) => n.name), [], 'float kernels reading dequantized weights');
-});
-
-test('QDQ on the trained shapes-sd UNet, ranges from one run: within the issue\'s 5e-2', async () => {
-  const d = trainedUnetDenoiser();
-  const probe = d.build();
-  const values = probe.graph.values();
-  const observed = observedValues(targetNodes(probe.graph, d.component, {})).filter((n) => values.get(n)?.producer);
-  exposeRanges(probe, observed);
-  const s = await Session.create(probe, { threads: 1 });
-  const { outputs } = await s.run(d.feeds);
-  await s.release();
-  const ranges = new Map(observed.map((k) => [k, { min: Number(outputs[`${k}/calibration/ReduceMin`]!.data[0]), max: Number(outputs[`${k}/calibration/ReduceMax`]!.data[0]) }]));
-  const ref = await runOnce(d.build(), d);
-  const m = d.build();
-  const count = quantizeStatic(m, targetNodes(m.graph, d.component, {}), ranges);
-  const err = relL2(await runOnce(m, d), ref);
-  console.log(`int8Static (QDQ) shapes-sd unet: ${count} nodes, relL2 ${err.toExponential(2)}`);
-  assert.ok(count > 100);
-  assert.ok(err < 5e-2, `relL2 ${err}`); // 1.5e-2 measured
 });
 
 test('int8Static through smash(): calibrated on the pipeline\'s prompts, shapes-sd keeps PSNR ≥ 30 dB', async () => {

@@ -5,7 +5,7 @@ import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
 import { constWeight2D } from '../../src/algorithms/quantizers/linear.js';
 import { toFloat32 } from '../../src/core/float.js';
 import { relL2 } from '../helpers.js';
-import { fluxDenoiser, opCounts, runOnce, sd3Denoiser, trainedUnetDenoiser, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
+import { fluxDenoiser, opCounts, runOnce, sd3Denoiser, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
 import type { Model } from '../../src/ir/graph.js';
 
 /** The layer's weight error bound: relative L2 of the dequantized weights by bit width. */
@@ -112,23 +112,12 @@ test('int4WeightOnly on the random-weight UNet: every layer within its weight bo
   // kind of layer (feed-forward in alone 0.12, out 0.09; each attention projection 0.04–0.06,
   // time_emb_proj 0.02) and passed on undamped by random weights. Even with every feed-forward and
   // to_out layer at 8 bits (60% of the weights) it is 0.12, so no mixed scheme a user would pick
-  // reaches 1e-1 here; the trained UNet below is at 2.0e-2. GPTQ's error compensation
-  // (bench/gptq: Hessians from 5 calls on other inputs, act-order, zero points) gets 0.125 (0.118
-  // calibrated on this very input, 0.130 layer by layer), so it would not reach 1e-1 either.
-  // This guards the figure against regressions.
+  // reaches 1e-1 here; the trained UNet is at 3.5e-2 on a real call (trained-fidelity.test.ts).
+  // GPTQ's error compensation (bench/gptq: Hessians from 5 calls on other inputs, act-order, zero
+  // points) gets 0.125 (0.118 calibrated on this very input, 0.130 layer by layer), so it would
+  // not reach 1e-1 either. This guards the figure against regressions.
   const { count, err } = await quantizeChecked(unetDenoiser(), { bits: 4, blockSize: 32, zeroPoints: false });
   console.log(`int4WeightOnly sd15-unet-tiny: ${count} MatMuls, relL2 ${err.toExponential(2)}`);
   assert.equal(count, 182);
   assert.ok(err < 0.21, `relL2 ${err}`);
-});
-
-test('int4WeightOnly on the trained shapes-sd UNet stays within 1e-1', async () => {
-  const d = trainedUnetDenoiser();
-  const ref = await runOnce(d.build(), d);
-  const m = d.build();
-  const count = quantizeMatMulsNBits(m, targetNodes(m.graph, d.component, {}), { bits: 4, blockSize: 32, zeroPoints: false });
-  const err = relL2(await runOnce(m, d), ref);
-  console.log(`int4WeightOnly shapes-sd unet: ${count} MatMuls, relL2 ${err.toExponential(2)}`);
-  assert.ok(count > 100);
-  assert.ok(err < 1e-1, `relL2 ${err}`); // 2.0e-2 measured
 });
