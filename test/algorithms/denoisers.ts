@@ -112,8 +112,9 @@ export function opCounts(model: Model): Map<string, number> {
 
 /**
  * A trained pipeline's denoiser (test/fixtures/trained) on the feeds of one real call: the
- * pipeline generates `prompt` in `steps` steps at 32×32 and the call at `step` is recorded (latents, timestep, text
- * embeddings), so the inputs are what a quantized model meets in use, not normal noise.
+ * pipeline generates `prompt` in `steps` steps at 32×32 and the call at `step` is recorded
+ * (latents, timestep, text embeddings), so the inputs are what a quantized model meets in use,
+ * not normal noise.
  */
 export async function capturedDenoiser(pipeline: 'shapes-sd' | 'shapes-flux', prompt: string, { steps, step }: { steps: number; step: number }): Promise<FixtureDenoiser> {
   const dir = fixture('trained', pipeline);
