@@ -41,19 +41,27 @@ export class SmashConfig {
   }
 
   /** A JSON file: `{ "fora": { "interval": 2, "start_step": 2 }, "int8_dynamic": {} }`. */
-  static fromFile(path: string, registry?: Registry): SmashConfig {
-    return new SmashConfig(readJsonObject(path, 'SmashConfig', 'SMASH_CONFIG_JSON'), registry);
+  static fromFile(path: string, registry: Registry = ALGORITHMS): SmashConfig {
+    return SmashConfig.fromCli(path, [], registry);
   }
 
   /** CLI flags: `fora` (defaults) or `fora.interval=2`, `int8Dynamic.exclude=*norm*,proj_out`. */
   static fromFlags(flags: readonly string[], registry: Registry = ALGORITHMS): SmashConfig {
-    const spec: Record<string, Record<string, unknown>> = {};
+    return SmashConfig.fromCli(undefined, flags, registry);
+  }
+
+  /** The command line's: a JSON file (or none) with flags over it, a flag's key winning over the file's. */
+  static fromCli(file: string | undefined, flags: readonly string[], registry: Registry = ALGORITHMS): SmashConfig {
+    const spec: Record<string, unknown> = {};
+    const camelKeys = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [camelCase(k), x])) : v);
+    if (file) for (const [name, params] of Object.entries(readJsonObject(file, 'SmashConfig', 'SMASH_CONFIG_JSON'))) spec[camelCase(name)] = camelKeys(params);
     for (const flag of flags) {
       const m = /^([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_]+)=(.*))?$/.exec(flag.trim());
       if (!m) throw new ConfigError('SMASH_FLAG', `'${flag}' is not 'algorithm' or 'algorithm.key=value'`, flag);
-      const [, alg, key, value] = m;
-      const params = (spec[alg!] ??= {});
-      if (key !== undefined) params[key] = parseFlagValue(value!, registry.get(camelCase(alg!)), camelCase(key));
+      const name = camelCase(m[1]!);
+      const params = spec[name] ?? {};
+      // a file's non-object hyperparameters are left for the constructor to refuse
+      spec[name] = m[2] === undefined || typeof params !== 'object' || Array.isArray(params) ? params : { ...params, [camelCase(m[2])]: parseFlagValue(m[3]!, registry.get(name), camelCase(m[2])) };
     }
     return new SmashConfig(spec, registry);
   }

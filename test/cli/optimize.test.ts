@@ -25,6 +25,21 @@ test('smash optimize --explain prints the order, hyperparameters and touched mod
   assert.ok(!existsSync(out));
 });
 
+test('smash optimize --with: algorithms and hyperparameters as flags, over --config\'s; neither is an error', async () => {
+  const out = join(tmp.dir, 'never-with');
+  const r = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ fora: { interval: 2, start_step: 1 } }), '--with', 'fora.interval=3', 'qkv', '--explain']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^1\. qkv \(factorizer\)/);
+  assert.match(r.stdout, /\n2\. fora \(cacher\).*\n   hyperparameters: \{"interval":3,"startStep":1[,}]/);
+  const flagsOnly = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--with', 'int8Dynamic.exclude=*norm*,proj_out', '--explain']);
+  assert.equal(flagsOnly.code, 0, flagsOnly.stderr);
+  assert.match(flagsOnly.stdout, /1\. int8Dynamic \(quantizer\).*\n   hyperparameters: \{[^\n]*"exclude":\["\*norm\*","proj_out"\]/);
+  const none = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--out', out]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /--config <smash\.json>, --with .*\[MISSING_OPTION\]/);
+  assert.ok(!existsSync(out));
+});
+
 test('smash optimize writes a bundle that smash generate runs; a bad config fails naming the key', async () => {
   const out = join(tmp.dir, 'bundle');
   const r = await runCli(['optimize', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ int8Dynamic: {}, qkv: {} }), '--out', out]);
@@ -40,9 +55,10 @@ test('smash optimize writes a bundle that smash generate runs; a bad config fail
   assert.match(bad.stderr, /int8Dynamic\.conv: must be one of "none", "convInteger".*\[BAD_HYPERPARAMETER\]/);
 });
 
-test('smash generate --config with a cacher: the report lists, per step and branch, the parts computed and reused', async () => {
+test('smash generate --config and --with, a cacher: the report lists, per step and branch, the parts computed and reused', async () => {
   const report = join(tmp.dir, 'fora-report.json');
-  const r = await runCli(['generate', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ fora: { interval: 2, startStep: 1 } }), '--prompt', 'a fox', '--steps', '6',
+  // the file's interval with a --with flag's startStep
+  const r = await runCli(['generate', '--model', fixture('pipelines', 'flux-tiny'), '--config', config({ fora: { interval: 2 } }), '--with', 'fora.startStep=1', '--prompt', 'a fox', '--steps', '6',
     '--width', '32', '--height', '32', '--max-sequence-length', '32', '--seed', '1', '--out', join(tmp.dir, 'fora.png'), '--report', report]);
   assert.equal(r.code, 0, r.stderr);
   const rep = JSON.parse(readFileSync(report, 'utf8')) as { cache: { step: number; branch: string; computed: string[]; reused: string[]; ms: number }[]; settings: { smash: Record<string, unknown> } };

@@ -72,6 +72,13 @@ test('from a JSON file and from CLI flags', () => {
     quantA: { mode: 'x', exclude: ['*norm*', 'proj_out'] }, cacheA: { interval: 4, startStep: 2 }, comp: {},
   });
   throwsWith(() => SmashConfig.fromFlags(['cacheA.interval'], R), ConfigError, 'SMASH_FLAG');
+  // flags over a file: a flag's key wins, the file's other keys stay, snake_case or not
+  assert.deepEqual(SmashConfig.fromCli(file, ['cache_a.interval=5', 'comp'], R).toJSON(), {
+    quantA: { mode: 'x', exclude: ['*norm*'] }, cacheA: { interval: 5, startStep: 1 }, comp: {},
+  });
+  writeFileSync(file, JSON.stringify({ cache_a: 3 }));
+  throwsWith(() => SmashConfig.fromCli(file, ['cacheA.interval=5'], R), ConfigError, 'BAD_HYPERPARAMETERS');
+  writeFileSync(file, JSON.stringify({ cache_a: { interval: 3, start_step: 1 }, quant_a: { exclude: ['*norm*'] } }));
   writeFileSync(file, '[1]');
   assert.throws(() => SmashConfig.fromFile(file, R), /not a JSON object/);
 });

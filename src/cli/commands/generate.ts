@@ -12,7 +12,7 @@ import { readGenerationDefaults } from '../../pipelines/defaults.js';
 import { checkGenerationMemory, checkSide } from '../../pipelines/limits.js';
 import { inspectPipelineFolder } from '../../pipelines/loader.js';
 import { downloadPipeline, isRepoId } from '../../pipelines/hub.js';
-import { SmashConfig } from '../../smash/config.js';
+import { smashConfigOption, WITH_HELP } from '../smash-config.js';
 import { loadPipeline, smash } from '../../smash/smash.js';
 import type { GenerateOptions } from '../../pipelines/pipeline.js';
 import { gatherPrompts } from '../prompts.js';
@@ -43,6 +43,7 @@ interface GenerateCliOptions {
   vaeTiling?: true | string;
   force?: boolean;
   config?: string;
+  with?: string[];
   provider: string;
   threads?: string;
   variant?: string;
@@ -110,6 +111,7 @@ export function registerGenerate(p: Command) {
     .option('--low-memory', 'create each component\'s session only for its stage (text encode, denoise, decode), under glibc settings that return freed memory: peak memory is the largest component, at the price of creating the sessions on every run')
     .option('--vae-tiling [px]', 'decode the latents tile by tile (diffusers\' vae.enable_tiling()): tiles of px pixels (default: the VAE\'s sample_size) overlapping by a quarter; bounds the decode\'s memory by the tile, changes the picture slightly')
     .option('--config <smash.json>', 'smash the pipeline in memory with this SmashConfig before generating')
+    .option('--with <algorithms...>', WITH_HELP)
     .action(async (o: GenerateCliOptions) => {
       await runGenerate(o);
     });
@@ -169,7 +171,7 @@ async function runGenerate(o: GenerateCliOptions): Promise<void> {
     if (taken.length) throw new ConfigError('OUT_EXISTS', `${taken.join(', ')} exists (use --force to overwrite)`, 'out');
   }
   // an invalid SmashConfig fails before any work
-  const smashConfig = o.config ? SmashConfig.fromFile(o.config) : undefined;
+  const smashConfig = smashConfigOption(o);
   // a Hub repository id: its files into the Hub cache first (resumed, or found there)
   if (isRepoId(o.model) && !existsSync(o.model)) {
     const dl = progressBars();

@@ -5,7 +5,7 @@ import { ConfigError } from '../../errors.js';
 import type { Model } from '../../ir/graph.js';
 import { loadModel } from '../../ir/model-file.js';
 import { isProvider, PROVIDERS, type ProviderName } from '../../runtime/providers.js';
-import { SmashConfig } from '../../smash/config.js';
+import { smashConfigOption, WITH_HELP } from '../smash-config.js';
 import { explainSteps, formatExplanation } from '../../smash/explain.js';
 import { loadPipeline, smash } from '../../smash/smash.js';
 import { folderTarget } from '../../smash/target.js';
@@ -24,15 +24,17 @@ export function registerOptimize(p: Command) {
   p.command('optimize')
     .description('smash a pipeline with a SmashConfig and save the result as a bundle that loads again in one call')
     .requiredOption('--model <dir>', 'pipeline folder (diffusers or ONNX)')
-    .requiredOption('--config <smash.json>', 'the SmashConfig: { "algorithm": { hyperparameters } } (Pruna\'s snake_case accepted)')
+    .option('--config <smash.json>', 'the SmashConfig: { "algorithm": { hyperparameters } } (Pruna\'s snake_case accepted)')
+    .option('--with <algorithms...>', WITH_HELP)
     .option('--out <dir>', 'bundle folder to write (required unless --explain)')
     .option('--explain', 'print the order, the resolved hyperparameters and the modules each algorithm touches; write nothing')
     .option('--provider <name>', `where the bundle will run: ${PROVIDERS.join(', ')}`, 'cpu')
     .option('--force', 'replace an existing bundle folder')
-    .action(async (o: { model: string; config: string; out?: string; explain?: boolean; provider: string; force?: boolean }) => {
+    .action(async (o: { model: string; config?: string; with?: string[]; out?: string; explain?: boolean; provider: string; force?: boolean }) => {
       if (!isProvider(o.provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${o.provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
       if (!o.explain && !o.out) throw new ConfigError('MISSING_OPTION', 'give --out <dir> (or --explain to only print the plan)', 'out');
-      const config = SmashConfig.fromFile(o.config);
+      const config = smashConfigOption(o);
+      if (!config) throw new ConfigError('MISSING_OPTION', 'give the SmashConfig: --config <smash.json>, --with <algorithm[.key=value]...>, or both', 'config');
       const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
       const pipe = await loadPipeline(o.model, { provider: o.provider as ProviderName, onWarning: warn });
       try {
