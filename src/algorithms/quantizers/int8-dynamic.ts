@@ -1,7 +1,7 @@
 /**
  * int8Dynamic (Pruna's torchao `int8dq`): weights int8 per output channel, activations quantized
- * at run time. A MatMul with a constant [K, N] weight becomes ONNX Runtime's
- * `DynamicQuantizeMatMul`, with a following bias Add folded in:
+ * at run time. A MatMul with a constant [K, N] weight (or a Gemm that is one) becomes ONNX
+ * Runtime's `DynamicQuantizeMatMul`, with a following bias Add (the Gemm's C) folded in:
  *
  *     x ─► MatMul(W) ─► Add(b) ─► y    ⇒    x ─► DynamicQuantizeMatMul(Wq int8, scale[N], –, b) ─► y
  */
@@ -16,9 +16,9 @@ import { targetFields, targetLinears, targetNodes } from './targets.js';
 
 /** Rewrites the selected MatMuls; returns how many were quantized. */
 export function quantizeMatMulsDynamic(model: Model, nodes: readonly Node[]): number {
-  return replaceLinears(model, nodes, 'DynamicQuantizeMatMul', ({ node, weight, folded, init }, dq) => {
-    const { q, scale } = quantizePerChannelInt8(weight.const!, 1);
-    dq.inputs.push(node.inputs[0]!, init('quantized', q), init('scale', scale), null, folded?.bias ?? null);
+  return replaceLinears(model, nodes, 'DynamicQuantizeMatMul', ({ node, weight, bias, init }, dq) => {
+    const { q, scale } = quantizePerChannelInt8(weight, 1);
+    dq.inputs.push(node.inputs[0]!, init('quantized', q), init('scale', scale), null, bias ?? null);
   });
 }
 

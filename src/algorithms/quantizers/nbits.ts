@@ -134,12 +134,12 @@ export function unpackNBits(p: PackedWeight, o: Pick<NBitsOptions, 'bits' | 'blo
   return out;
 }
 
-/** Rewrites the selected MatMuls with constant weights into MatMulNBits; returns how many. */
+/** Rewrites the selected linear layers (MatMul or Gemm by a constant weight) into MatMulNBits; returns how many. */
 export function quantizeMatMulsNBits(model: Model, nodes: readonly Node[], o: NBitsOptions): number {
-  return replaceLinears(model, nodes, 'MatMulNBits', ({ node, weight, folded, init }, mm) => {
-    const p = packNBits(weight.const!, o);
+  return replaceLinears(model, nodes, 'MatMulNBits', ({ node, weight, bias, init }, mm) => {
+    const p = packNBits(weight, o);
     mm.inputs.push(node.inputs[0]!, init(`q${o.bits}`, p.packed), init('scales', p.scales), p.zeroPoints ? init('zero_points', p.zeroPoints) : null);
-    if (folded) mm.inputs.push(null, folded.bias);
+    if (bias) mm.inputs.push(null, bias);
     for (const [k, v] of Object.entries({ K: p.K, N: p.N, bits: o.bits, block_size: o.blockSize })) mm.attributes.set(k, { type: 'int', value: v });
   });
 }

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { Graph, Node } from '../../ir/graph.js';
 import { modulePath, selectNodes } from '../../ir/modules.js';
-import { constWeight2D } from './linear.js';
+import { linearOf } from './linear.js';
 import type { ComponentInfo } from '../algorithm.js';
 
 /** Default excludes by component architecture (a component without an entry has none). */
@@ -43,7 +43,7 @@ export function targetNodes(graph: Graph, component: ComponentInfo, t: Targets):
   return selectNodes(graph, { include: t.include ?? ['*'], exclude: t.exclude ?? DEFAULT_EXCLUDES[component.architecture] ?? [] });
 }
 
-/** The linear layers (MatMul by a constant weight) a quantizer would replace: its `touches`. */
+/** The linear layers (MatMul or Gemm by a constant weight) a quantizer would replace: its `touches`. */
 export function targetLinears(graph: Graph, component: ComponentInfo, t: Targets): string[] {
-  return [...new Set(targetNodes(graph, component, t).filter((n) => n.opType === 'MatMul' && !n.domain && constWeight2D(n)).map(modulePath))];
+  return [...new Set(targetNodes(graph, component, t).filter((n) => linearOf(n)).map(modulePath))];
 }
