@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Model } from '../../src/ir/graph.js';
 import { buildComponent } from '../../src/models/convert.js';
+import { loadModel } from '../../src/ir/model-file.js';
+import { Generator } from '../../src/tensors/random.js';
 import { isOrtTensor, Session, type HostTensor } from '../../src/runtime/session.js';
 import { loadPipeline } from '../../src/pipelines/loader.js';
 import type { Denoiser } from '../../src/pipelines/denoiser.js';
@@ -89,6 +91,25 @@ export function clipEncoder(): FixtureDenoiser {
     build: () => buildComponent(fixture('models', 'clip-text-tiny')).model!,
     feeds: { input_ids: { dtype: 'int64', dims: [...ids.shape], data: new BigInt64Array(ids.bytes().slice().buffer) } },
     output: 'last_hidden_state',
+  };
+}
+
+/** The UNet of `pipelines/sd15-tiny` as Optimum exported it (test/fixtures/optimum), on seeded normal inputs. */
+export function optimumUnetDenoiser(): FixtureDenoiser {
+  const file = fixture('optimum', 'current', 'sd15-tiny', 'unet', 'model.onnx');
+  const probe = loadModel(file);
+  const g = new Generator(5);
+  return {
+    name: 'optimum sd15-tiny unet',
+    component: componentInfo('unet', probe),
+    build: () => loadModel(file),
+    feeds: {
+      sample: { dtype: 'float32', dims: [2, 4, 8, 8], data: g.randn(2 * 4 * 8 * 8) },
+      encoder_hidden_states: { dtype: 'float32', dims: [2, 7, 32], data: g.randn(2 * 7 * 32) },
+      // Optimum's current exporter: a float32 scalar
+      timestep: { dtype: 'float32', dims: [], data: Float32Array.of(501) },
+    },
+    output: probe.graph.outputs[0]!.name,
   };
 }
 

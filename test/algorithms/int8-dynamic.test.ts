@@ -5,11 +5,8 @@ import { dequantizePerChannelInt8, quantizePerChannelInt8 } from '../../src/algo
 import { targetNodes } from '../../src/algorithms/quantizers/targets.js';
 import { modulePath } from '../../src/ir/modules.js';
 import { tensor } from '../../src/core/tensor.js';
-import { fixture, relL2 } from '../helpers.js';
-import { loadModel } from '../../src/ir/model-file.js';
-import { componentInfo } from '../../src/algorithms/component.js';
-import { Generator } from '../../src/tensors/random.js';
-import { clipEncoder, fluxDenoiser, opCounts, runOnce, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
+import { relL2 } from '../helpers.js';
+import { clipEncoder, fluxDenoiser, opCounts, optimumUnetDenoiser, runOnce, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
 
 async function quantize(d: FixtureDenoiser) {
   const ref = await runOnce(d.build(), d);
@@ -97,20 +94,7 @@ test('int8Dynamic conv: convInteger turns the UNet convolutions (not conv_in, co
 });
 
 test('int8Dynamic on an Optimum export: the Gemm linears torch.onnx writes (time_emb_proj) are quantized as our MatMuls are, time_embedding\'s stay float', async () => {
-  const file = fixture('optimum', 'current', 'sd15-tiny', 'unet', 'model.onnx');
-  const probe = loadModel(file);
-  const g = new Generator(5);
-  const d: FixtureDenoiser = {
-    name: 'optimum sd15-tiny unet',
-    component: componentInfo('unet', probe),
-    build: () => loadModel(file),
-    feeds: {
-      sample: { dtype: 'float32', dims: [2, 4, 8, 8], data: g.randn(2 * 4 * 8 * 8) },
-      encoder_hidden_states: { dtype: 'float32', dims: [2, 7, 32], data: g.randn(2 * 7 * 32) },
-      timestep: { dtype: 'float32', dims: [], data: Float32Array.of(501) },
-    },
-    output: probe.graph.outputs[0]!.name,
-  };
+  const d = optimumUnetDenoiser();
   const { m, count, before, after, err } = await quantize(d);
   assert.equal(before.get('Gemm'), 24);
   assert.equal(after.get('Gemm'), 2);

@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fuseQkv } from '../../src/algorithms/factorizers/qkv.js';
 import { FUSED_FROM_KEY as FUSED_FROM, modulePaths, selectNodes } from '../../src/ir/modules.js';
-import { relL2 } from '../helpers.js';
-import { clipEncoder, fluxDenoiser, opCounts, runOnce, sd3Denoiser, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
+import { fixture, relL2 } from '../helpers.js';
+import { loadModel } from '../../src/ir/model-file.js';
+import { clipEncoder, fluxDenoiser, opCounts, optimumUnetDenoiser, runOnce, sd3Denoiser, unetDenoiser, type FixtureDenoiser } from './denoisers.js';
 
 /** Fuses q/k/v in a fixture graph; returns the groups fused, MatMuls removed and the output error. */
 async function check(d: FixtureDenoiser) {
@@ -84,4 +85,22 @@ test('globs written for to_q reach the fused to_qkv (it keeps the paths it came 
   assert.deepEqual(modulePaths(fused), ['transformer_blocks.0.attn.to_qkv', 'transformer_blocks.0.attn.to_q', 'transformer_blocks.0.attn.to_k', 'transformer_blocks.0.attn.to_v']);
   assert.ok(selectNodes(m.graph, { include: ['transformer_blocks.0.attn.to_q'] }).includes(fused));
   assert.ok(!selectNodes(m.graph, { exclude: ['*.to_k'] }).includes(fused));
+});
+
+test('qkv on imported graphs (Optimum\'s and torch.onnx\'s exports): the same groups fused for both exporters; output unchanged', async () => {
+  // MatMuls removed and Splits added per graph, the same for both exporters
+  const expected: [string, string, number, number][] = [['flux-tiny', 'transformer', 14, 7], ['flux-tiny', 'text_encoder', 4, 2], ['flux-tiny', 'text_encoder_2', 4, 2], ['sd15-tiny', 'unet', 48, 32], ['sd15-tiny', 'text_encoder', 4, 2]];
+  for (const [pipeline, component, removed, splits] of expected) {
+    for (const exporter of [['optimum', 'current'], ['torch-export']]) {
+      const m = loadModel(fixture(...exporter, pipeline, component, 'model.onnx'));
+      const before = opCounts(m);
+      fuseQkv(m);
+      const after = opCounts(m);
+      const at = `${exporter.join('/')} ${pipeline} ${component}`;
+      assert.equal(before.get('MatMul')! - after.get('MatMul')!, removed, at);
+      assert.equal((after.get('Split') ?? 0) - (before.get('Split') ?? 0), splits, at);
+    }
+  }
+  const r = await check(optimumUnetDenoiser());
+  assert.ok(r.err < 1e-4, `relL2 ${r.err}`);
 });
