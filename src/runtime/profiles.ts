@@ -85,7 +85,10 @@ export const PROFILES: Readonly<Record<ProfileName, ProviderProfile>> = {
     ]),
     bf16: new Set(CUDA_BF16),
   },
-  // no DynamicQuantizeMatMul, and MultiHeadAttention without packed QKV
+  // no DynamicQuantizeMatMul, and MultiHeadAttention without packed QKV. No profile claims packed
+  // QKV ([B, S, N, 3, H]): the CPU kernel refuses it ('not implemented for CPU', bench/packed-qkv.py),
+  // and CUDA's runs it only through its fused kernels ('not implemented for current GPU' otherwise:
+  // float32 at short sequences), so no fusion emits it
   webgpu: {
     name: 'webgpu',
     ops: new Set([
