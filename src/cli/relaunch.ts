@@ -44,8 +44,9 @@ function modelFolder(model: string, env: NodeJS.ProcessEnv): string | undefined 
   const repo = repoCacheDir(model, hubCacheDir(env));
   const ref = join(repo, 'refs', 'main');
   if (!existsSync(ref)) return undefined;
-  const snapshot = join(repo, 'snapshots', readFileSync(ref, 'utf8').trim());
-  return existsSync(snapshot) ? snapshot : undefined;
+  const commit = readFileSync(ref, 'utf8').trim();
+  const snapshot = join(repo, 'snapshots', commit);
+  return /^[0-9a-f]{40}$/.test(commit) && existsSync(snapshot) ? snapshot : undefined;
 }
 
 /**

@@ -59,6 +59,9 @@ process.exitCode = 7;
     truncateSync(join(hub, 'models--owner--repo', 'snapshots', commit, 'unet', 'diffusion_pytorch_model.safetensors'), LARGE_MODEL_BYTES);
     assert.equal(modelFolderBytes(['generate', '--model', 'owner/repo'], { HF_HUB_CACHE: hub }), LARGE_MODEL_BYTES);
     assert.equal(modelFolderBytes(['generate', '--model', 'owner/other'], { HF_HUB_CACHE: hub }), 0);
+    // a ref that is not a commit names no snapshot
+    writeFileSync(join(hub, 'models--owner--repo', 'refs', 'main'), '../../..');
+    assert.equal(modelFolderBytes(['generate', '--model', 'owner/repo'], { HF_HUB_CACHE: hub }), 0);
     assert.equal(await relaunchWithAllocatorEnv(script, ['generate', '--model', large], env), 7);
     assert.equal(relaunchWithAllocatorEnv(script, ['generate', '--model', small], env), undefined);
     assert.equal(relaunchWithAllocatorEnv(script, ['generate', '--model', large], { ...env, SMASH_MALLOC_ENV: '0' }), undefined);

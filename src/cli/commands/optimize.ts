@@ -34,7 +34,7 @@ export function registerOptimize(p: Command) {
       if (!isProvider(o.provider)) throw new ConfigError('PROVIDER', `unknown execution provider '${o.provider}' (known: ${PROVIDERS.join(', ')})`, 'provider');
       if (!o.explain && !o.out) throw new ConfigError('MISSING_OPTION', 'give --out <dir> (or --explain to only print the plan)', 'out');
       const config = smashConfigOption(o);
-      if (!config) throw new ConfigError('MISSING_OPTION', 'give the SmashConfig: --config <smash.json>, --with <algorithm[.key=value]...>, or both', 'config');
+      if (!config) throw new ConfigError('MISSING_OPTION', 'give the SmashConfig: --config <smash.json>, --with <algorithms...> (name or name.key=value), or both', 'config');
       const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
       const pipe = await loadPipeline(o.model, { provider: o.provider as ProviderName, onWarning: warn });
       try {
