@@ -7,6 +7,7 @@
 import { dtypeFromOnnx, type DType } from '../core/dtype.js';
 import { tensorData } from '../core/tensor.js';
 import type { Dim, Graph, Node, Value } from './graph.js';
+import { shapeValues } from './shape-values.js';
 
 const SAME_AS_FIRST = new Set([
   'Abs', 'Neg', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Sin', 'Cos', 'Tanh', 'Sigmoid', 'Erf', 'Relu', 'Softplus', 'Gelu', 'FastGelu',
@@ -189,7 +190,9 @@ function splitShapes(node: Node): (Dim[] | undefined)[] {
  */
 function reshapeShape(node: Node): Dim[] | undefined {
   const s0 = node.inputs[0]?.shape;
-  const target = constInts(node.inputs[1]);
+  // a target an exporter computes from shapes (Concat(batch, -1, heads, …)): its length, and the
+  // entries that are static
+  const target = constInts(node.inputs[1]) ?? shapeValues(node.inputs[1])?.map((e) => (typeof e === 'number' ? e : null));
   if (!target) return undefined;
   const allowZero = node.attrInt('allowzero', 0) === 1;
   const out: Dim[] = target.map((d, i) => (d === 0 && !allowZero ? (s0?.[i] ?? null) : d === -1 ? null : d));

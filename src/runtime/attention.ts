@@ -8,13 +8,18 @@
  *   ⇒
  *     q, k, v ─► MultiHeadAttention(num_heads=H, scale=s) ─► out
  *
+ * Also as torch.onnx exports it (Optimum's graphs): head splits to `[batch, -1, H, D]` and scales
+ * computed from shapes at run time, worked out statically (src/ir/shape-values.ts).
+ *
  * A scale on either side (or both) is accepted; scores with an added bias (T5, masks) are not fused.
  */
 import type { Graph, Model, Node, Value } from '../ir/graph.js';
 import { noMatch, rulesPass, type Rule } from '../ir/rewrite.js';
 import { deadCodeElimination } from '../ir/passes/dead-code-elimination.js';
 import type { ProviderName } from './providers.js';
-import { constNumbers, constScalar, producedBy, sameInts, soleReader, substitute } from '../ir/match.js';
+import { producedBy, sameInts, soleReader, substitute } from '../ir/match.js';
+import { dimAt, shapeValues, type ShapeEntry } from '../ir/shape-values.js';
+import { inferDtypes } from '../ir/type-inference.js';
 
 interface Heads {
   x: Value;
@@ -22,24 +27,35 @@ interface Heads {
   headDim: number;
 }
 
-/** `x` [B, S, H·D] split into heads: Reshape [0, 0, H, D] then Transpose(perm). */
+/** A Reshape target's entries: a constant, or what an exporter computes from shapes (shape-values.ts). */
+const target = (v: Value | null | undefined) => shapeValues(v);
+
+/** Whether entry `e` of a Reshape target keeps dim 0 (the batch): 0, or the batch read back from a shape. */
+const keepsBatch = (e: ShapeEntry) => e === 0 || e === 'batch';
+
+/**
+ * `x` [B, S, H·D] split into heads: Reshape [0, 0, H, D] then Transpose(perm); an exporter's
+ * [batch, -1, H, D] too, when x's last dim is known to be H·D (so -1 is S).
+ */
 function splitHeads(v: Value | null | undefined, perm: number[]): Heads | undefined {
   const t = producedBy(v, 'Transpose');
   if (!t || !sameInts(t.attrInts('perm'), perm)) return undefined;
   const r = producedBy(t.inputs[0], 'Reshape');
-  const shape = constNumbers(r?.inputs[1]);
-  if (!r || !shape || shape.length !== 4 || shape[0] !== 0 || shape[1] !== 0 || !(shape[2]! > 0) || !(shape[3]! > 0)) return undefined;
-  return { x: r.inputs[0]!, heads: shape[2]!, headDim: shape[3]! };
+  const shape = target(r?.inputs[1]);
+  if (!r || !shape || shape.length !== 4 || !keepsBatch(shape[0]) || typeof shape[2] !== 'number' || typeof shape[3] !== 'number' || !(shape[2] > 0) || !(shape[3] > 0)) return undefined;
+  const [heads, headDim] = [shape[2], shape[3]];
+  if (shape[1] !== 0 && !(shape[1] === -1 && dimAt(r.inputs[0], -1) === heads * headDim)) return undefined;
+  return { x: r.inputs[0]!, heads, headDim };
 }
 
-/** A side of the scores product, with its optional scalar scale. */
+/** A side of the scores product, with its optional scalar scale (a constant, or computed from the head size). */
 function scaled(v: Value | null | undefined, perm: number[]): { heads: Heads; scale: number } | undefined {
   const m = producedBy(v, 'Mul');
   if (m) {
     for (const i of [0, 1]) {
-      const s = constScalar(m.inputs[1 - i]);
-      const h = s !== undefined ? splitHeads(m.inputs[i], perm) : undefined;
-      if (h) return { heads: h, scale: s! };
+      const s = shapeValues(m.inputs[1 - i]);
+      const h = s?.length === 1 && typeof s[0] === 'number' ? splitHeads(m.inputs[i], perm) : undefined;
+      if (h) return { heads: h, scale: s![0] as number };
     }
   }
   const h = splitHeads(v, perm);
@@ -79,8 +95,9 @@ export const attentionFusion: Rule<Match> = {
     if (!t || !sameInts(t.attrInts('perm'), [0, 2, 1, 3])) return noMatch('the output is not merged back by Transpose(0,2,1,3)');
     const tOut = t.outputs[0]!;
     const r = soleReader(tOut, 'Reshape');
-    const shape = constNumbers(r?.inputs[1]);
-    if (!r || !shape || shape.length !== 3 || shape[0] !== 0 || shape[1] !== 0) return noMatch('the merged output is not reshaped to [B, S, H·D]');
+    const shape = target(r?.inputs[1]);
+    const merged = shape?.length === 3 && keepsBatch(shape[0]) && (shape[2] === v.heads * v.headDim ? shape[1] === 0 || shape[1] === -1 : shape[1] === 0 && shape[2] === -1);
+    if (!r || !merged) return noMatch('the merged output is not reshaped to [B, S, H·D]');
     return { q: q.heads.x, k: k.heads.x, v: v.x, heads: q.heads.heads, scale: q.scale * k.scale, last: r };
   },
   rewrite(m, softmax) {
@@ -108,6 +125,8 @@ function hasFloat16(g: Graph): boolean {
  */
 export function fuseAttention(model: Model, provider: ProviderName): number {
   if (provider !== 'cpu' || hasFloat16(model.graph)) return 0;
+  // the ranks and static dims an exporter's run-time reshapes leave out (shape-values.ts reads them)
+  inferDtypes(model.graph);
   const pass = rulesPass('attention-fusion', [attentionFusion]);
   pass.run(model);
   const n = pass.fired.get(attentionFusion.name) ?? 0;
