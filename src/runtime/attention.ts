@@ -27,10 +27,7 @@ interface Heads {
   headDim: number;
 }
 
-/** A Reshape target's entries: a constant, or what an exporter computes from shapes (shape-values.ts). */
-const target = (v: Value | null | undefined) => shapeValues(v);
-
-/** Whether entry `e` of a Reshape target keeps dim 0 (the batch): 0, or the batch read back from a shape. */
+/** Whether entry `e` of a Reshape target (a constant, or computed from shapes) keeps dim 0: 0, or the batch read back from a shape. */
 const keepsBatch = (e: ShapeEntry) => e === 0 || e === 'batch';
 
 /**
@@ -41,7 +38,7 @@ function splitHeads(v: Value | null | undefined, perm: number[]): Heads | undefi
   const t = producedBy(v, 'Transpose');
   if (!t || !sameInts(t.attrInts('perm'), perm)) return undefined;
   const r = producedBy(t.inputs[0], 'Reshape');
-  const shape = target(r?.inputs[1]);
+  const shape = shapeValues(r?.inputs[1]);
   if (!r || !shape || shape.length !== 4 || !keepsBatch(shape[0]) || typeof shape[2] !== 'number' || typeof shape[3] !== 'number' || !(shape[2] > 0) || !(shape[3] > 0)) return undefined;
   const [heads, headDim] = [shape[2], shape[3]];
   if (shape[1] !== 0 && !(shape[1] === -1 && dimAt(r.inputs[0], -1) === heads * headDim)) return undefined;
@@ -95,7 +92,7 @@ export const attentionFusion: Rule<Match> = {
     if (!t || !sameInts(t.attrInts('perm'), [0, 2, 1, 3])) return noMatch('the output is not merged back by Transpose(0,2,1,3)');
     const tOut = t.outputs[0]!;
     const r = soleReader(tOut, 'Reshape');
-    const shape = target(r?.inputs[1]);
+    const shape = shapeValues(r?.inputs[1]);
     const merged = shape?.length === 3 && keepsBatch(shape[0]) && (shape[2] === v.heads * v.headDim ? shape[1] === 0 || shape[1] === -1 : shape[1] === 0 && shape[2] === -1);
     if (!r || !merged) return noMatch('the merged output is not reshaped to [B, S, H·D]');
     return { q: q.heads.x, k: k.heads.x, v: v.x, heads: q.heads.heads, scale: q.scale * k.scale, last: r };
