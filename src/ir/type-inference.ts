@@ -192,7 +192,7 @@ function reshapeShape(node: Node): Dim[] | undefined {
   const s0 = node.inputs[0]?.shape;
   // a target an exporter computes from shapes (Concat(batch, -1, heads, …)): its length, and the
   // entries that are static
-  const target = constInts(node.inputs[1]) ?? shapeValues(node.inputs[1])?.map((e) => (typeof e === 'number' ? e : null));
+  const target = constInts(node.inputs[1]) ?? shapeValues(node.inputs[1])?.map((e) => (Number.isInteger(e) ? (e as number) : null));
   if (!target) return undefined;
   const allowZero = node.attrInt('allowzero', 0) === 1;
   const out: Dim[] = target.map((d, i) => (d === 0 && !allowZero ? (s0?.[i] ?? null) : d === -1 ? null : d));

@@ -39,8 +39,9 @@ function splitHeads(v: Value | null | undefined, perm: number[]): Heads | undefi
   if (!t || !sameInts(t.attrInts('perm'), perm)) return undefined;
   const r = producedBy(t.inputs[0], 'Reshape');
   const shape = shapeValues(r?.inputs[1]);
-  if (!r || !shape || shape.length !== 4 || !keepsBatch(shape[0]) || typeof shape[2] !== 'number' || typeof shape[3] !== 'number' || !(shape[2] > 0) || !(shape[3] > 0)) return undefined;
-  const [heads, headDim] = [shape[2], shape[3]];
+  if (!r || !shape || shape.length !== 4 || !keepsBatch(shape[0]) || !Number.isInteger(shape[2]) || !Number.isInteger(shape[3])) return undefined;
+  const [heads, headDim] = [shape[2] as number, shape[3] as number];
+  if (heads <= 0 || headDim <= 0) return undefined;
   if (shape[1] !== 0 && !(shape[1] === -1 && dimAt(r.inputs[0], -1) === heads * headDim)) return undefined;
   return { x: r.inputs[0]!, heads, headDim };
 }

@@ -50,3 +50,14 @@ test('shape values: integer division truncates as ONNX does; what is not static 
   assert.equal(shapeValues(b.op('Relu', [a])), undefined);
   assert.equal(shapeValues(inner.producer!.inputs[0]), undefined, 'a whole Shape is no short vector of known entries');
 });
+
+test('a computed Reshape target gives the rank, and only its whole-number entries as dims', () => {
+  const b = new GraphBuilder();
+  const a = b.input('a', 'float32', ['batch', 'seq', 8]);
+  const half = b.op('Cast', [b.op('Div', [b.constF32(5, []), b.constF32(2, [])])], { to: 1 }); // 2.5: no dim
+  const target = b.op('Concat', [b.constI64([0]), b.constI64([-1]), b.unsqueeze(half, [0]), b.constI64([2])], { axis: 0 });
+  const y = b.op('Reshape', [a, target]);
+  inferDtypes(b.graph);
+  assert.deepEqual(shapeValues(target), [0, -1, 2.5, 2]);
+  assert.deepEqual(y.shape, ['batch', null, null, 2]);
+});
