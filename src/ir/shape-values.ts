@@ -3,7 +3,8 @@
  * writes `x.view(batch, -1, heads, dim)` as a Reshape to
  * `Concat(Unsqueeze(Gather(Shape(x), 0)), -1, heads, Gather(Shape(x), -1) / heads)`, and a scale
  * as `Sqrt(1 / Sqrt(Shape(q)[-1]))`. A value is a short int or float vector; an entry is a number,
- * `'batch'` (dim 0 of a tensor, unknown until run time) or undefined (not known).
+ * `'batch'` (dim 0 of a tensor, unknown until run time) or undefined (not known). Dims come from
+ * the inferred shapes (type-inference.ts, which reads computed Reshape targets through here).
  */
 import type { Node, Value } from './graph.js';
 import { constNumbers } from './match.js';
@@ -14,46 +15,11 @@ const INT_TYPES = new Set(['int64', 'int32', 'int16', 'int8', 'uint8', 'uint16',
 /** ONNX TensorProto data types of the integers (Cast's `to`) */
 const INT_ENUMS = new Set([2, 3, 4, 5, 6, 7, 12, 13]);
 
-/** Dim `i` (negative from the end) of `v`, from its inferred shape or what produces it. */
-export function dimAt(v: Value | null | undefined, i: number, depth = 0): ShapeEntry {
-  if (!v || depth > 16) return undefined;
-  const shape = v.shape ?? v.const?.shape;
-  if (shape) {
-    const d = shape[i < 0 ? shape.length + i : i];
-    if (typeof d === 'number') return d;
-  }
-  const p = v.producer;
-  if (!p || p.domain) return undefined;
-  switch (p.opType) {
-    case 'MatMul': {
-      // by a constant [K, N] weight: the last dim is N whatever the input's rank
-      const w = p.inputs[1]?.const;
-      return i === -1 && w?.shape.length === 2 ? w.shape[1] : undefined;
-    }
-    case 'Add': case 'Sub': case 'Mul': case 'Div': {
-      // a per-channel constant (a bias) keeps the other operand's last dim
-      const [a, b] = p.inputs;
-      if (i !== -1) return undefined;
-      if (b?.const?.shape.length === 1) return dimAt(a, i, depth + 1);
-      if (a?.const?.shape.length === 1) return dimAt(b, i, depth + 1);
-      return undefined;
-    }
-    case 'Transpose': {
-      const perm = p.attrInts('perm');
-      if (!perm) return undefined;
-      const j = perm[i < 0 ? perm.length + i : i];
-      return j === undefined ? undefined : dimAt(p.inputs[0], j, depth + 1);
-    }
-    case 'Reshape': {
-      const target = shapeValues(p.inputs[1], depth + 1);
-      if (!target) return undefined;
-      const k = i < 0 ? target.length + i : i;
-      const t = target[k];
-      return t === 0 ? dimAt(p.inputs[0], k, depth + 1) : typeof t === 'number' && t > 0 ? t : undefined;
-    }
-    default:
-      return undefined;
-  }
+/** Dim `i` (negative from the end) of `v`, from its inferred shape (run `inferDtypes` first). */
+export function dimAt(v: Value | null | undefined, i: number): ShapeEntry {
+  const shape = v?.shape ?? v?.const?.shape;
+  const d = shape?.[i < 0 ? shape.length + i : i];
+  return typeof d === 'number' ? d : undefined;
 }
 
 /** The entries of a small int or float vector (or scalar) `v`, as far as they are static. */
@@ -69,7 +35,7 @@ export function shapeValues(v: Value | null | undefined, depth = 0): ShapeEntry[
       const s = shapeOfShape(p.inputs[0]);
       const idx = constNumbers(p.inputs[1]);
       if (!s || !idx || p.attrInt('axis', 0) !== 0) return undefined;
-      return idx.map((i) => (i === 0 ? (dimAt(s, 0, depth + 1) ?? 'batch') : dimAt(s, i, depth + 1)));
+      return idx.map((i) => (i === 0 ? (dimAt(s, 0) ?? 'batch') : dimAt(s, i)));
     }
     case 'Slice': {
       // Shape(t)[-1:]: the last dim
@@ -77,7 +43,7 @@ export function shapeValues(v: Value | null | undefined, depth = 0): ShapeEntry[
       const starts = constNumbers(p.inputs[1]);
       const ends = constNumbers(p.inputs[2]);
       if (!s || starts?.length !== 1 || ends?.length !== 1 || starts[0] !== -1 || ends[0]! < 2 ** 31 || p.inputs[3] || p.inputs[4]) return undefined;
-      return [dimAt(s, -1, depth + 1)];
+      return [dimAt(s, -1)];
     }
     case 'Unsqueeze': case 'Squeeze': case 'Identity':
       return arg(0);
